@@ -1,0 +1,60 @@
+"""The ``s2e`` command line.
+
+``s2e`` lives in the lowest package (s2e_policy) so that a robot with only the runtime
+installed still has it. Subcommands are contributed by every installed S2E package through
+the ``s2e.commands`` entry-point group: each entry point names a function
+``register(subparsers) -> None`` that adds one subcommand and sets ``func`` on its parser.
+Dependencies therefore keep pointing one way (training -> sim_bridge -> policy).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from importlib.metadata import entry_points
+
+from s2e_policy import __version__
+from s2e_policy.errors import S2EError
+
+ENTRY_POINT_GROUP = "s2e.commands"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the top-level parser with every installed subcommand registered."""
+    parser = argparse.ArgumentParser(
+        prog="s2e",
+        description="S2E navigation stack: scenes, rendering, NavBench-GS, training, replay.",
+    )
+    parser.add_argument("--version", action="version", version=f"s2e {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        ep.load()(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``s2e`` console script; returns the process exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        result = args.func(args)
+    except S2EError as exc:
+        print(f"s2e {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"s2e {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

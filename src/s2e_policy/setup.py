@@ -1,0 +1,29 @@
+"""s2e_policy: the onboard runtime (numpy + onnxruntime only, never torch)."""
+
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "s2e_policy"
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    packages=find_packages(exclude=["test"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", glob("launch/*.py")),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml")),
+    ],
+    python_requires=">=3.10",
+    install_requires=["numpy==2.2.6", "pyyaml==6.0.3"],
+    zip_safe=True,
+    maintainer="S2E maintainers",
+    maintainer_email="maintainers@s2e-nav.dev",
+    description="Onboard runtime of the S2E visual navigation policy.",
+    license="Apache-2.0",
+    entry_points={
+        "console_scripts": ["s2e = s2e_policy.cli:main"],
+    },
+)

@@ -1,0 +1,305 @@
+"""Social-force pedestrian crowds (Helbing & Molnar 1995), vectorised over agents.
+
+Every quantity lives in the world frame of NavBench-GS (z up, metres, seconds); a crowd is a
+set of ``N`` disc-shaped agents on the floor plane. Each agent walks towards its current
+waypoint at a preferred speed and is pushed away from other agents, from the robot, and from
+static obstacles (through the distance field of the occupancy map). Waypoints are sampled on
+free space with a clear line of sight, so agents never need to walk through walls.
+
+The update is a semi-implicit Euler step of
+
+    a_i = (v0_i e_i - v_i) / tau
+          + sum_j c A_p exp((r_i + r_j - d_ij) / B_p) max(cos phi_ij, 0) t_ij   (sidestep)
+          + sum_j [A_p exp((r_i + r_j - d_ij) / B_p) w(phi_ij)
+                   + k max(r_i + r_j - d_ij, 0)] n_ij                       (agents, robot)
+          + A_o exp((r_i - d_i^obs) / B_o) grad d_i^obs                   (obstacles)
+
+where ``t_ij`` is ``n_ij`` turned +90 deg (agents sidestep to their right), and with the
+anisotropy weight ``w(phi) = lam + (1 - lam) (1 + cos phi) / 2`` (agents react more
+to what is in front of them). Defaults follow Helbing & Molnar's and later crowd-simulation
+calibrations, expressed as accelerations (per unit mass).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from s2e_policy.errors import S2EError
+
+
+class FreeSpace(Protocol):
+    """What the crowd needs from the collision world (``world.OccupancyMap`` provides it)."""
+
+    def distance_to_obstacle(self, xy: np.ndarray) -> np.ndarray:
+        """Distance (m) from each point ``xy (N, 2)`` to the nearest occupied cell, ``(N,)``."""
+        ...
+
+    def is_free(self, xy: np.ndarray, radius: float) -> np.ndarray:
+        """Whether a disc of ``radius`` m at each point ``xy (N, 2)`` is collision-free."""
+        ...
+
+
+@dataclass(frozen=True)
+class SocialForceConfig:
+    """Parameters of the social-force model (SI units; forces are per unit mass)."""
+
+    relaxation_time_s: float = 0.5
+    max_substep_s: float = 0.02
+    preferred_speed_mean_mps: float = 1.34
+    preferred_speed_std_mps: float = 0.26
+    preferred_speed_min_mps: float = 0.5
+    max_speed_factor: float = 1.3
+    agent_radius_m: float = 0.25
+    agent_strength_mps2: float = 2.1
+    agent_range_m: float = 0.3
+    robot_strength_mps2: float = 4.0
+    robot_range_m: float = 0.7
+    anisotropy: float = 0.35
+    contact_stiffness_mps2_per_m: float = 1200.0
+    evasion_factor: float = 0.6
+    obstacle_strength_mps2: float = 10.0
+    obstacle_range_m: float = 0.2
+    waypoint_reached_m: float = 0.5
+    waypoint_min_distance_m: float = 3.0
+    waypoint_max_distance_m: float = 15.0
+    line_of_sight_step_m: float = 0.1
+    gradient_step_m: float = 0.05
+    spawn_clearance_m: float = 0.1
+    step_length_m: float = 0.7
+    max_sampling_tries: int = 200
+
+
+@dataclass
+class CrowdState:
+    """State of ``N`` pedestrians in the world frame.
+
+    Attributes:
+        positions: ``(N, 2)`` float64 xy (m).
+        velocities: ``(N, 2)`` float64 (m/s).
+        waypoints: ``(N, 2)`` float64 current walking targets (m).
+        preferred_speeds: ``(N,)`` float64 (m/s).
+        radii: ``(N,)`` float64 body radii (m).
+        gait_phase: ``(N,)`` float64 in radians, advanced by pi per step length walked (for
+            the leg swing of the rendered bodies).
+    """
+
+    positions: np.ndarray
+    velocities: np.ndarray
+    waypoints: np.ndarray
+    preferred_speeds: np.ndarray
+    radii: np.ndarray
+    gait_phase: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.positions.shape[0])
+
+    @property
+    def headings(self) -> np.ndarray:
+        """``(N,)`` yaw (rad) of each agent: its velocity direction, or towards its waypoint."""
+        speed = np.linalg.norm(self.velocities, axis=1)
+        to_goal = self.waypoints - self.positions
+        direction = np.where((speed > 1e-3)[:, None], self.velocities, to_goal)
+        return np.arctan2(direction[:, 1], direction[:, 0])
+
+
+class SocialForceCrowd:
+    """A crowd of social-force pedestrians walking between sampled waypoints on free space.
+
+    Args:
+        free_space: the collision world (distance field and free-space test).
+        bounds: ``((xmin, ymin), (xmax, ymax))`` region (m) where agents and waypoints live.
+        num_agents: crowd size.
+        rng: the only source of randomness (seeded by the caller for reproducible episodes).
+        config: model parameters.
+        keep_out: optional ``(M, 3)`` discs ``(x, y, radius)`` where agents may not spawn
+            (e.g. around the robot's start and the goal).
+    """
+
+    def __init__(
+        self,
+        free_space: FreeSpace,
+        bounds: tuple[tuple[float, float], tuple[float, float]],
+        num_agents: int,
+        rng: np.random.Generator,
+        config: SocialForceConfig | None = None,
+        keep_out: np.ndarray | None = None,
+    ) -> None:
+        if num_agents < 0:
+            raise S2EError(f"pedestrians: num_agents must be >= 0, got {num_agents}")
+        self.free_space = free_space
+        self.config = config or SocialForceConfig()
+        self.bounds = np.asarray(bounds, dtype=np.float64).reshape(2, 2)
+        self.rng = rng
+        self.keep_out = np.zeros((0, 3)) if keep_out is None else np.asarray(keep_out, float)
+        cfg = self.config
+        radii = np.full(num_agents, cfg.agent_radius_m)
+        positions = self._sample_free_points(num_agents, cfg.agent_radius_m, avoid_others=True)
+        speeds = np.maximum(
+            rng.normal(cfg.preferred_speed_mean_mps, cfg.preferred_speed_std_mps, num_agents),
+            cfg.preferred_speed_min_mps,
+        )
+        self.state = CrowdState(
+            positions=positions,
+            velocities=np.zeros((num_agents, 2)),
+            waypoints=positions.copy(),
+            preferred_speeds=speeds,
+            radii=radii,
+            gait_phase=rng.uniform(0.0, 2.0 * np.pi, num_agents),
+        )
+        for i in range(num_agents):
+            self.state.waypoints[i] = self._sample_waypoint(positions[i])
+
+    # -- sampling -----------------------------------------------------------------------
+    def _clear(self, xy: np.ndarray, radius: float) -> np.ndarray:
+        """``(M,)`` bool: discs at ``xy (M, 2)`` lie in bounds, free space and outside keep-outs."""
+        lo, hi = self.bounds
+        ok = np.all((xy >= lo + radius) & (xy <= hi - radius), axis=1)
+        ok &= self.free_space.is_free(xy, radius + self.config.spawn_clearance_m)
+        if len(self.keep_out):
+            d = np.linalg.norm(xy[:, None, :] - self.keep_out[None, :, :2], axis=2)
+            ok &= np.all(d > self.keep_out[None, :, 2] + radius, axis=1)
+        return ok
+
+    def _sample_free_points(self, n: int, radius: float, avoid_others: bool) -> np.ndarray:
+        """``(n, 2)`` points on free space, at least two radii apart when ``avoid_others``."""
+        lo, hi = self.bounds
+        points: list[np.ndarray] = []
+        for _ in range(self.config.max_sampling_tries):
+            if len(points) == n:
+                break
+            candidates = self.rng.uniform(lo, hi, size=(4 * n + 8, 2))
+            for c in candidates[self._clear(candidates, radius)]:
+                if avoid_others and points and np.min(
+                        np.linalg.norm(np.asarray(points) - c, axis=1)) < 2.0 * radius:
+                    continue
+                points.append(c)
+                if len(points) == n:
+                    break
+        if len(points) < n:
+            raise S2EError(
+                f"pedestrians: found free space for only {len(points)} of {n} agents in bounds "
+                f"{self.bounds.tolist()}; lower the crowd size or check the occupancy map"
+            )
+        return np.asarray(points, dtype=np.float64).reshape(n, 2)
+
+    def line_of_sight(self, a: np.ndarray, b: np.ndarray, radius: float) -> bool:
+        """Whether a disc of ``radius`` can slide from ``a (2,)`` to ``b (2,)`` without contact."""
+        length = float(np.linalg.norm(b - a))
+        steps = max(2, int(np.ceil(length / self.config.line_of_sight_step_m)) + 1)
+        samples = a + np.linspace(0.0, 1.0, steps)[:, None] * (b - a)
+        return bool(np.all(self.free_space.is_free(samples, radius)))
+
+    def _sample_waypoint(self, origin: np.ndarray) -> np.ndarray:
+        """A free point in line of sight of ``origin`` at a walking distance; else ``origin``."""
+        cfg = self.config
+        for _ in range(cfg.max_sampling_tries):
+            angle = self.rng.uniform(-np.pi, np.pi)
+            dist = self.rng.uniform(cfg.waypoint_min_distance_m, cfg.waypoint_max_distance_m)
+            target = origin + dist * np.array([np.cos(angle), np.sin(angle)])
+            if self._clear(target[None], cfg.agent_radius_m)[0] and self.line_of_sight(
+                    origin, target, cfg.agent_radius_m):
+                return target
+        return origin.copy()
+
+    # -- dynamics -----------------------------------------------------------------------
+    def _obstacle_gradient(self, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Distance to obstacles ``(N,)`` and its gradient ``(N, 2)`` by central differences."""
+        h = self.config.gradient_step_m
+        offsets = np.array([[h, 0.0], [-h, 0.0], [0.0, h], [0.0, -h]])
+        probe = (xy[:, None, :] + offsets[None]).reshape(-1, 2)
+        d = self.free_space.distance_to_obstacle(probe).reshape(-1, 4)
+        grad = np.stack([(d[:, 0] - d[:, 1]), (d[:, 2] - d[:, 3])], axis=1) / (2.0 * h)
+        return self.free_space.distance_to_obstacle(xy), grad
+
+    def accelerations(self, robot_xy: np.ndarray | None = None,
+                      robot_radius: float = 0.0) -> np.ndarray:
+        """Social-force accelerations ``(N, 2)`` (m/s^2) of the current state."""
+        cfg = self.config
+        s = self.state
+        n = len(s)
+        if n == 0:
+            return np.zeros((0, 2))
+        to_goal = s.waypoints - s.positions
+        dist_goal = np.linalg.norm(to_goal, axis=1, keepdims=True)
+        desired = np.where(dist_goal > 1e-6, to_goal / np.maximum(dist_goal, 1e-6), 0.0)
+        acc = (s.preferred_speeds[:, None] * desired - s.velocities) / cfg.relaxation_time_s
+
+        # Other agents, and the robot as one more (non-reacting) agent.
+        others_xy, others_r = s.positions, s.radii
+        strength = np.full(n, cfg.agent_strength_mps2)
+        reach = np.full(n, cfg.agent_range_m)
+        if robot_xy is not None:  # people give a robot a wider berth than each other
+            others_xy = np.vstack([others_xy, np.asarray(robot_xy, float).reshape(1, 2)])
+            others_r = np.append(others_r, robot_radius)
+            strength = np.append(strength, cfg.robot_strength_mps2)
+            reach = np.append(reach, cfg.robot_range_m)
+        diff = s.positions[:, None, :] - others_xy[None, :, :]          # (N, M, 2) from j to i
+        dist = np.linalg.norm(diff, axis=2)
+        self_mask = np.zeros_like(dist, dtype=bool)
+        self_mask[np.arange(n), np.arange(n)] = True
+        safe = np.where(self_mask, 1.0, np.maximum(dist, 1e-6))
+        normal = diff / safe[..., None]
+        magnitude = strength[None, :] * np.exp(
+            (s.radii[:, None] + others_r[None, :] - dist) / reach[None, :])
+        heading = np.where(
+            (np.linalg.norm(s.velocities, axis=1) > 1e-3)[:, None], s.velocities, desired)
+        heading = heading / np.maximum(np.linalg.norm(heading, axis=1, keepdims=True), 1e-6)
+        cos_phi = -np.einsum("nmk,nk->nm", normal, heading)          # other in front -> 1
+        weight = cfg.anisotropy + (1.0 - cfg.anisotropy) * 0.5 * (1.0 + cos_phi)
+        # Body compression (Helbing, Farkas & Vicsek 2000) once discs overlap.
+        overlap = np.maximum(s.radii[:, None] + others_r[None, :] - dist, 0.0)
+        push = np.where(self_mask, 0.0,
+                        magnitude * weight + cfg.contact_stiffness_mps2_per_m * overlap)
+        acc += np.einsum("nm,nmk->nk", push, normal)
+        # Sidestep to the right of whoever is ahead (breaks the head-on deadlock of the
+        # pure radial model): the normal rotated by +90 deg, scaled by how frontal it is.
+        tangent = np.stack([-normal[..., 1], normal[..., 0]], axis=-1)
+        side = np.where(self_mask, 0.0,
+                        cfg.evasion_factor * magnitude * np.clip(cos_phi, 0.0, None))
+        acc += np.einsum("nm,nmk->nk", side, tangent)
+
+        d_obs, grad = self._obstacle_gradient(s.positions)
+        grad_norm = np.maximum(np.linalg.norm(grad, axis=1, keepdims=True), 1e-6)
+        acc += (cfg.obstacle_strength_mps2
+                * np.exp((s.radii - d_obs) / cfg.obstacle_range_m))[:, None] * grad / grad_norm
+        return acc
+
+    def step(self, dt: float, robot_xy: np.ndarray | None = None,
+             robot_radius: float = 0.0) -> CrowdState:
+        """Advance the crowd by ``dt`` seconds (the robot at ``robot_xy (2,)`` repels agents).
+
+        The interval is split into substeps of at most ``max_substep_s`` (the contact term is
+        stiff). Agents that reach their waypoint get a new one. A substep that would move an
+        agent into an obstacle is cancelled for that agent (its velocity is zeroed), so agents
+        never enter occupied space even under strong pushes.
+        """
+        if not np.isfinite(dt) or dt <= 0:
+            raise S2EError(f"pedestrians: dt must be a positive number of seconds, got {dt}")
+        substeps = int(np.ceil(dt / self.config.max_substep_s - 1e-9))
+        for _ in range(substeps):
+            self._substep(dt / substeps, robot_xy, robot_radius)
+        return self.state
+
+    def _substep(self, dt: float, robot_xy: np.ndarray | None, robot_radius: float) -> None:
+        cfg = self.config
+        s = self.state
+        if len(s) == 0:
+            return
+        acc = self.accelerations(robot_xy, robot_radius)
+        vel = s.velocities + dt * acc
+        speed = np.linalg.norm(vel, axis=1, keepdims=True)
+        vmax = (cfg.max_speed_factor * s.preferred_speeds)[:, None]
+        vel = np.where(speed > vmax, vel * vmax / np.maximum(speed, 1e-9), vel)
+        proposal = s.positions + dt * vel
+        ok = self.free_space.is_free(proposal, cfg.agent_radius_m)
+        s.positions = np.where(ok[:, None], proposal, s.positions)
+        s.velocities = np.where(ok[:, None], vel, 0.0)
+        s.gait_phase = np.mod(
+            s.gait_phase + np.pi * np.linalg.norm(s.velocities, axis=1) * dt / cfg.step_length_m,
+            2.0 * np.pi)
+        reached = np.linalg.norm(s.waypoints - s.positions, axis=1) < cfg.waypoint_reached_m
+        for i in np.flatnonzero(reached | ~ok):
+            s.waypoints[i] = self._sample_waypoint(s.positions[i])
