@@ -10,6 +10,7 @@ setup(
     name=PACKAGE,
     version="0.1.0",
     packages=find_packages(exclude=["test"]),
+    package_data={PACKAGE: ["embodiments/*.yaml"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
@@ -17,7 +18,13 @@ setup(
         (f"share/{PACKAGE}/config", glob("config/*.yaml")),
     ],
     python_requires=">=3.10",
-    install_requires=["numpy==2.2.6", "pyyaml==6.0.3"],
+    install_requires=[
+        "numpy==2.2.6",
+        "pyyaml==6.0.3",
+        "pillow==11.3.0",
+        "transforms3d==0.4.2",
+        "rosbags==0.10.11",
+    ],
     zip_safe=True,
     maintainer="S2E maintainers",
     maintainer_email="maintainers@s2e-nav.dev",

@@ -24,6 +24,10 @@ setup(
         "numba==0.62.1",
         "pillow==11.3.0",
         "tqdm==4.67.1",
+        "scipy==1.15.3",
+        "mujoco==3.3.7",
+        "matplotlib==3.10.7",
+        "rich==14.1.0",
     ],
     extras_require={"cuda": ["gsplat==1.5.3"]},
     zip_safe=False,
@@ -35,7 +39,7 @@ setup(
         "s2e.commands": [
             "scene = s2e_sim_bridge.scene.cli:register",
             "render = s2e_sim_bridge.render.cli:register",
-            "demo = s2e_sim_bridge.demo:register",
+            "navbench = s2e_sim_bridge.navbench.cli:register",
         ],
     },
 )

@@ -1,0 +1,6 @@
+"""Training for the S2E visual navigation policy (torch).
+
+Model, AGDM loss, datasets, pretraining, RAM + PPO post-training and ONNX export.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,274 @@
+"""GNM / visualnav-transformer trajectory folders: reader and writer.
+
+A GNM trajectory folder holds ``0.jpg ... {N-1}.jpg`` (one frame per pose) and
+``traj_data.pkl``, a pickled dict with ``position`` float ``(N, 2)`` (x, y metres, odometry
+frame) and ``yaw`` float ``(N,)`` (radians; ``(N, 1)`` is accepted). The format carries no
+timestamps: frames are ``1 / rate_hz`` seconds apart, the rate being a property of the
+dataset (the caller passes it). A dataset is such a folder or a folder of such folders.
+
+``traj_data.pkl`` is read with a restricted unpickler that only rebuilds numpy arrays, lists,
+tuples and dicts, so a hostile pickle cannot run code.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from s2e_policy.errors import S2EError
+from s2e_training.data.sample import NS_PER_S, SkipReport, Trajectory
+
+TRAJ_DATA_FILE = "traj_data.pkl"
+"""Pose file name inside a GNM trajectory folder."""
+
+FRAME_SUFFIX = ".jpg"
+"""Frame file suffix (``{i}.jpg``)."""
+
+DEFAULT_JPEG_QUALITY = 95
+"""JPEG quality the writer uses unless told otherwise."""
+
+_SAFE_GLOBALS = {
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "scalar"),
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+}
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickler that rebuilds numpy arrays and builtin containers, nothing else."""
+
+    def find_class(self, module: str, name: str) -> type:
+        if (module, name) in _SAFE_GLOBALS:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name} (only numpy arrays)")
+
+
+class GnmFrames(Sequence[np.ndarray]):
+    """Lazily loaded GNM frames: ``frames[i]`` reads one JPEG as uint8 ``(H, W, 3)`` RGB."""
+
+    def __init__(self, paths: Sequence[Path]) -> None:
+        self._paths = list(paths)
+
+    def __len__(self) -> int:
+        return len(self._paths)
+
+    def __getitem__(self, index):  # type: ignore[override]
+        if isinstance(index, slice):
+            return GnmFrames(self._paths[index])
+        return load_frame(self._paths[index])
+
+
+def load_frame(path: Path) -> np.ndarray:
+    """Decode one image file to uint8 ``(H, W, 3)`` RGB; undecodable files raise S2EError."""
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"))
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise S2EError(f"frame {path}: cannot be decoded as an image: {exc}") from exc
+
+
+def _check_frame_header(path: Path) -> str | None:
+    """Reason why ``path`` is not a readable image (header only, cheap), or ``None``."""
+    if not path.is_file():
+        return "missing frame file"
+    try:
+        with Image.open(path) as image:
+            image.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        return f"unreadable frame: {exc}"
+    return None
+
+
+def read_traj_data(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Read and validate a ``traj_data.pkl``.
+
+    Returns:
+        ``(position, yaw)``: float64 ``(N, 2)`` metres and float64 ``(N,)`` radians (may hold
+        NaN; the caller decides what to do with non-finite rows).
+
+    Raises:
+        S2EError: unreadable pickle, not a dict, missing ``position``/``yaw``, wrong shapes.
+    """
+    try:
+        data = _ArrayUnpickler(io.BytesIO(path.read_bytes())).load()
+    except (OSError, pickle.UnpicklingError, EOFError, ValueError, TypeError) as exc:
+        raise S2EError(f"{path}: cannot be read as a GNM traj_data pickle: {exc}") from exc
+    if not isinstance(data, dict):
+        raise S2EError(f"{path}: expected a dict with 'position' and 'yaw', got {type(data)}")
+    missing = [key for key in ("position", "yaw") if key not in data]
+    if missing:
+        raise S2EError(
+            f"{path}: missing key(s) {', '.join(missing)}; expected 'position' (N, 2) and "
+            f"'yaw' (N,); found {', '.join(map(str, data)) or 'no keys'}"
+        )
+    try:
+        position = np.asarray(data["position"], dtype=np.float64)
+        yaw = np.asarray(data["yaw"], dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise S2EError(f"{path}: 'position'/'yaw' are not numeric arrays: {exc}") from exc
+    if yaw.ndim == 2 and yaw.shape[1] == 1:
+        yaw = yaw[:, 0]
+    if position.ndim != 2 or position.shape[1] != 2:
+        raise S2EError(f"{path}: 'position' has shape {position.shape}; expected (N, 2)")
+    if yaw.shape != (position.shape[0],):
+        raise S2EError(
+            f"{path}: 'yaw' has shape {yaw.shape}; expected ({position.shape[0]},) to match "
+            f"'position'"
+        )
+    return position, yaw
+
+
+def read_gnm_trajectory(
+    folder: Path, rate_hz: float, *, skip_bad: bool = False, report: SkipReport | None = None
+) -> Trajectory:
+    """Read one GNM trajectory folder.
+
+    Args:
+        folder: folder with ``0.jpg ...`` and ``traj_data.pkl``.
+        rate_hz: frame rate of the dataset, Hz (frame ``i`` is at ``i / rate_hz`` s).
+        skip_bad: drop frames with a NaN/inf pose or a missing/unreadable JPEG (recorded in
+            ``report``) instead of raising.
+        report: collects what was skipped (used only with ``skip_bad``).
+
+    Returns:
+        :class:`Trajectory` with lazily loaded frames; poses are the per-frame poses.
+
+    Raises:
+        S2EError: bad pickle (see :func:`read_traj_data`), or a bad frame/pose without
+            ``skip_bad`` (names the file and index).
+    """
+    folder = Path(folder)
+    if not np.isfinite(rate_hz) or rate_hz <= 0:
+        raise S2EError(f"GNM rate_hz: expected a positive frame rate, got {rate_hz}")
+    pkl = folder / TRAJ_DATA_FILE
+    if not pkl.is_file():
+        raise S2EError(f"GNM folder {folder}: no {TRAJ_DATA_FILE}")
+    position, yaw = read_traj_data(pkl)
+    report = report if report is not None else SkipReport()
+    keep: list[int] = []
+    for i in range(position.shape[0]):
+        frame = folder / f"{i}{FRAME_SUFFIX}"
+        reason = None
+        if not (np.all(np.isfinite(position[i])) and np.isfinite(yaw[i])):
+            reason = f"non-finite pose (position {position[i].tolist()}, yaw {yaw[i]})"
+            where = str(pkl)
+        else:
+            reason = _check_frame_header(frame)
+            where = str(frame)
+        if reason is None:
+            keep.append(i)
+        elif skip_bad:
+            report.add(where, i, reason)
+        else:
+            raise S2EError(f"{where} (frame {i}): {reason}")
+    ids = np.asarray(keep, dtype=np.int64)
+    stamps = np.round(ids * (NS_PER_S / rate_hz)).astype(np.int64)
+    poses = np.column_stack([position[ids], yaw[ids]]) if len(ids) else np.zeros((0, 3))
+    return Trajectory(
+        source="gnm",
+        trajectory_id=str(folder),
+        frame_stamps_ns=stamps,
+        frames=GnmFrames([folder / f"{i}{FRAME_SUFFIX}" for i in ids]),
+        pose_stamps_ns=stamps.copy(),
+        poses=poses,
+        frame_ids=ids,
+    )
+
+
+def read_gnm_dataset(
+    root: Path, rate_hz: float, *, skip_bad: bool = False, report: SkipReport | None = None
+) -> list[Trajectory]:
+    """Read a GNM trajectory folder, or every trajectory folder directly inside ``root``.
+
+    With ``skip_bad``, trajectories that fail as a whole (bad pickle) are skipped and recorded
+    in ``report`` along with skipped frames; folders without ``traj_data.pkl`` are ignored.
+
+    Raises:
+        S2EError: ``root`` is not a GNM folder and contains none.
+    """
+    root = Path(root)
+    if (root / TRAJ_DATA_FILE).is_file():
+        folders = [root]
+    else:
+        folders = sorted(
+            (p for p in root.iterdir() if (p / TRAJ_DATA_FILE).is_file()),
+            key=lambda p: p.name,
+        ) if root.is_dir() else []
+    if not folders:
+        raise S2EError(
+            f"GNM dataset {root}: expected a folder with {TRAJ_DATA_FILE} or a folder of such "
+            f"folders"
+        )
+    report = report if report is not None else SkipReport()
+    trajectories = []
+    for folder in folders:
+        try:
+            trajectories.append(
+                read_gnm_trajectory(folder, rate_hz, skip_bad=skip_bad, report=report)
+            )
+        except S2EError as exc:
+            if not skip_bad:
+                raise
+            report.add(str(folder), None, str(exc))
+    return trajectories
+
+
+def write_gnm(
+    folder: Path,
+    frames: Iterable[np.ndarray],
+    poses: Iterable[np.ndarray],
+    *,
+    jpeg_quality: int = DEFAULT_JPEG_QUALITY,
+) -> int:
+    """Write a GNM trajectory folder, streaming frame by frame.
+
+    Args:
+        folder: output folder (created; existing frame files are overwritten).
+        frames: uint8 ``(H, W, 3)`` RGB frames, one per pose.
+        poses: ``(3,)`` ``(x, y, yaw)`` world poses (metres, radians), one per frame.
+        jpeg_quality: JPEG quality, 1-95.
+
+    Returns:
+        Number of frames written.
+
+    Raises:
+        S2EError: a frame is not uint8 ``(H, W, 3)``, a pose is not 3 finite numbers, or the
+            two iterables have different lengths.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    positions: list[tuple[float, float]] = []
+    yaws: list[float] = []
+    frame_iter, pose_iter = iter(frames), iter(poses)
+    for i, frame in enumerate(frame_iter):
+        pose = next(pose_iter, None)
+        if pose is None:
+            raise S2EError(f"write_gnm {folder}: more frames than poses (frame {i} has no pose)")
+        pose = np.asarray(pose, dtype=np.float64)
+        if pose.shape != (3,) or not np.all(np.isfinite(pose)):
+            raise S2EError(f"write_gnm {folder}: pose {i} is {pose!r}; expected 3 finite numbers")
+        if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+            raise S2EError(
+                f"write_gnm {folder}: frame {i} is {frame.dtype} {frame.shape}; "
+                f"expected uint8 (H, W, 3) RGB"
+            )
+        Image.fromarray(frame).save(folder / f"{i}{FRAME_SUFFIX}", quality=jpeg_quality)
+        positions.append((float(pose[0]), float(pose[1])))
+        yaws.append(float(pose[2]))
+    if next(pose_iter, None) is not None:
+        raise S2EError(f"write_gnm {folder}: more poses than frames ({len(yaws)} frames)")
+    traj_data = {
+        "position": np.asarray(positions, dtype=np.float64).reshape(-1, 2),
+        "yaw": np.asarray(yaws, dtype=np.float64),
+    }
+    with open(folder / TRAJ_DATA_FILE, "wb") as handle:
+        pickle.dump(traj_data, handle)
+    return len(yaws)
