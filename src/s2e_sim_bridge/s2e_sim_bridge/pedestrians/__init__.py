@@ -1,0 +1,1 @@
+"""Pedestrian crowds for NavBench-GS: social-force motion and Gaussian bodies."""
