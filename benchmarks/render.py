@@ -1,0 +1,142 @@
+"""Renderer benchmark: frames per second of a renderer backend on generated street scenes.
+
+Prints one table row per (scene size, image size): the median and best wall time per frame,
+the frames per second over a drive along the street and the CPU time per frame (all threads;
+less sensitive to other processes than wall time). Then the plain-numpy reference rasteriser
+(the one the tests compare against) on the same frames at a small size with the speed-up
+measured in the same run, and the process's peak resident memory. The load average is
+printed because the machine may be shared: compare numbers only between runs at similar load.
+``--backend cuda`` times the gsplat backend instead (GPU needed).
+
+Run::
+
+    .venv/bin/python benchmarks/render.py            # 10k / 100k / 1M Gaussians, 64-256 px
+    .venv/bin/python benchmarks/render.py --counts 100000 --sizes 128
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from s2e_sim_bridge.render import camera_from_pose, intrinsics_from_fov, render
+from s2e_sim_bridge.scene import generate_street_scene
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src" / "s2e_sim_bridge" / "test"))
+from render_reference import reference_render
+
+DEFAULT_COUNTS = (10_000, 100_000, 1_000_000)
+DEFAULT_SIZES_PX = (64, 128, 256)
+HFOV_DEG = 90.0
+CAMERA_HEIGHT_M = 0.6
+CAMERA_PITCH_DEG = 5.0
+DRIVE_START_X_M = -25.0
+DRIVE_LENGTH_M = 50.0
+LATERAL_SWAY_M = 1.0
+YAW_SWAY_DEG = 15.0
+REFERENCE_SIZE_PX = 32
+REFERENCE_FRAMES = 2
+REFERENCE_MAX_GAUSSIANS = 200_000  # the reference holds (W x N) float64 arrays per row
+SEED = 0
+KIB_PER_MIB = 1024
+
+
+def drive_poses(frames: int) -> list[np.ndarray]:
+    """View matrices of a camera driving down the street with some sway in y and yaw."""
+    poses = []
+    for i in range(frames):
+        u = i / max(1, frames - 1)
+        poses.append(
+            camera_from_pose(
+                DRIVE_START_X_M + DRIVE_LENGTH_M * u,
+                LATERAL_SWAY_M * math.sin(2 * math.pi * u),
+                CAMERA_HEIGHT_M,
+                math.radians(YAW_SWAY_DEG) * math.sin(4 * math.pi * u),
+                math.radians(CAMERA_PITCH_DEG),
+            )
+        )
+    return poses
+
+
+def time_frames(scene, poses, size: int, backend: str) -> tuple[np.ndarray, float]:
+    """Wall seconds per frame and the process's CPU seconds for all frames.
+
+    One warm-up frame (which also compiles the kernels) is rendered first and not counted.
+    """
+    K = intrinsics_from_fov(size, size, HFOV_DEG)
+    render(scene, poses[0], K, size, size, backend=backend)
+    seconds = []
+    cpu_start = time.process_time()
+    for viewmat in poses:
+        start = time.perf_counter()
+        render(scene, viewmat, K, size, size, backend=backend)
+        seconds.append(time.perf_counter() - start)
+    return np.asarray(seconds), time.process_time() - cpu_start
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--counts", type=int, nargs="+", default=list(DEFAULT_COUNTS))
+    parser.add_argument("--sizes", type=int, nargs="+", default=list(DEFAULT_SIZES_PX))
+    parser.add_argument("--frames", type=int, default=30, help="frames timed per row")
+    parser.add_argument("--backend", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--no-reference", action="store_true", help="skip the numpy reference")
+    args = parser.parse_args(argv)
+
+    # (numba's thread count is read after the first render: asking earlier would start the
+    # thread pool before the renderer configures it)
+    print(
+        f"backend={args.backend} cpus={os.cpu_count()} load_avg_1min={os.getloadavg()[0]:.2f} "
+        f"frames={args.frames} hfov={HFOV_DEG:g}deg"
+    )
+    header = (
+        f"{'gaussians':>10} {'size':>7} {'ms/frame(med)':>14} {'ms(best)':>9} {'FPS':>7} "
+        f"{'cpu-ms/frame':>13}"
+    )
+    print(header)
+    print("-" * len(header))
+    poses = drive_poses(args.frames)
+    reference_rows = []
+    for count in args.counts:
+        scene, _ = generate_street_scene(SEED, num_gaussians=count)
+        for size in args.sizes:
+            seconds, cpu_seconds = time_frames(scene, poses, size, args.backend)
+            print(
+                f"{len(scene):>10} {f'{size}x{size}':>7} {1e3 * np.median(seconds):>14.2f} "
+                f"{1e3 * seconds.min():>9.2f} {len(seconds) / seconds.sum():>7.1f} "
+                f"{1e3 * cpu_seconds / len(seconds):>13.2f}"
+            )
+        if not args.no_reference and len(scene) <= REFERENCE_MAX_GAUSSIANS:
+            ref_poses = poses[:: max(1, len(poses) // REFERENCE_FRAMES)][:REFERENCE_FRAMES]
+            K = intrinsics_from_fov(REFERENCE_SIZE_PX, REFERENCE_SIZE_PX, HFOV_DEG)
+            fast = time_frames(scene, ref_poses, REFERENCE_SIZE_PX, args.backend)[0].sum()
+            start = time.perf_counter()
+            for viewmat in ref_poses:
+                reference_render([scene], viewmat, K, REFERENCE_SIZE_PX, REFERENCE_SIZE_PX)
+            slow = time.perf_counter() - start
+            reference_rows.append((len(scene), fast, slow))
+    for count, fast, slow in reference_rows:
+        print(
+            f"numpy reference, {count} Gaussians, {REFERENCE_SIZE_PX}x{REFERENCE_SIZE_PX}, "
+            f"{REFERENCE_FRAMES} frames: {slow / REFERENCE_FRAMES:.2f} s/frame vs "
+            f"{args.backend} {1e3 * fast / REFERENCE_FRAMES:.2f} ms/frame: "
+            f"speed-up {slow / fast:.0f}x"
+        )
+    if args.backend == "cpu":
+        import numba
+
+        print(f"numba threads {numba.get_num_threads()} ({numba.threading_layer()})")
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / KIB_PER_MIB
+    print(f"peak RSS {peak_mib:.0f} MiB; load_avg_1min at end {os.getloadavg()[0]:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,521 @@
+"""The ``cpu`` backend: a tile-based Gaussian rasteriser compiled with numba.
+
+Per camera:
+
+1. :func:`project_kernel` (parallel over Gaussians) projects every scene drawn (the static
+   scene and each extra, read from its own arrays) into one per-frame *table*: one row of
+   ``TABLE_COLUMNS`` float64 per Gaussian (centre, conic, opacity, colour, depth, footprint),
+   so later stages read one contiguous row per Gaussian. View-independent colours (SH degree
+   0) are cached per scene; other colours are evaluated for the visible rows only.
+2. :func:`bin_kernel` sorts the visible rows once by float32 camera depth (stable LSD radix
+   sort: ties keep the lower row first, like gsplat's sort) and bins them into 16x16 tiles
+   with a counting sort, which keeps each tile's list depth-sorted.
+3. :func:`composite_kernel` (parallel over tiles, handed out one at a time) walks each tile's
+   list once; each Gaussian updates only the pixels of its footprint box, front to back,
+   with per-pixel early termination and a per-tile exit once every pixel has terminated.
+
+Kernels are compiled with ``cache=True``; conventions are those of
+:mod:`s2e_sim_bridge.render.conventions`. Arithmetic is float64; outputs are float32.
+The per-frame buffers are reused between calls of the same thread (not shared across threads).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit, parallel_chunksize, prange
+
+from s2e_sim_bridge.render.camera import camera_centre
+from s2e_sim_bridge.render.conventions import (
+    ALPHA_MAX,
+    ALPHA_MIN,
+    BBOX_SIGMA_MAX,
+    EPS2D_PX2,
+    FOV_CLAMP_MARGIN,
+    SH_COLOUR_OFFSET,
+    TILE_SIZE_PX,
+    TRANSMITTANCE_MIN,
+)
+from s2e_sim_bridge.render.scene_cache import SceneCache
+from s2e_sim_bridge.scene.gaussians import GaussianScene
+from s2e_sim_bridge.scene.sh import eval_sh
+
+# Columns of the per-frame table (one row per Gaussian; valid for drawn rows).
+# centre (px), conic (px^-2), opacity, ln(opacity / ALPHA_MIN), RGB, camera z (m),
+# footprint half-sizes (px).
+_PX, _PY, _CA, _CB, _CC, _OPAC, _SIGMA_CUT, _R, _G, _B, _Z, _RX, _RY = range(13)
+TABLE_COLUMNS = 13
+_RADIX_BITS = 11
+_RADIX_PASSES = 3  # 3 x 11 bits cover the 32 bits of a float32 depth
+
+
+@njit(parallel=True, cache=True)
+def covariances_kernel(quats: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    """World-frame 3D covariances ``R S S^T R^T``.
+
+    Args:
+        quats: ``(N, 4)`` float32 quaternions ``w x y z`` (normalised here).
+        scales: ``(N, 3)`` float32 linear standard deviations (metres).
+
+    Returns:
+        ``(N, 6)`` float64 upper triangle ``xx, xy, xz, yy, yz, zz`` (metres^2).
+    """
+    n = quats.shape[0]
+    out = np.empty((n, 6), dtype=np.float64)
+    for i in prange(n):
+        w = np.float64(quats[i, 0])
+        x = np.float64(quats[i, 1])
+        y = np.float64(quats[i, 2])
+        z = np.float64(quats[i, 3])
+        inv = 1.0 / np.sqrt(w * w + x * x + y * y + z * z)
+        w *= inv
+        x *= inv
+        y *= inv
+        z *= inv
+        sx = np.float64(scales[i, 0])
+        sy = np.float64(scales[i, 1])
+        sz = np.float64(scales[i, 2])
+        # M = R diag(s); cov = M M^T
+        m00 = (1.0 - 2.0 * (y * y + z * z)) * sx
+        m01 = 2.0 * (x * y - w * z) * sy
+        m02 = 2.0 * (x * z + w * y) * sz
+        m10 = 2.0 * (x * y + w * z) * sx
+        m11 = (1.0 - 2.0 * (x * x + z * z)) * sy
+        m12 = 2.0 * (y * z - w * x) * sz
+        m20 = 2.0 * (x * z - w * y) * sx
+        m21 = 2.0 * (y * z + w * x) * sy
+        m22 = (1.0 - 2.0 * (x * x + y * y)) * sz
+        out[i, 0] = m00 * m00 + m01 * m01 + m02 * m02
+        out[i, 1] = m00 * m10 + m01 * m11 + m02 * m12
+        out[i, 2] = m00 * m20 + m01 * m21 + m02 * m22
+        out[i, 3] = m10 * m10 + m11 * m11 + m12 * m12
+        out[i, 4] = m10 * m20 + m11 * m21 + m12 * m22
+        out[i, 5] = m20 * m20 + m21 * m21 + m22 * m22
+    return out
+
+
+@njit(parallel=True, cache=True)
+def project_kernel(
+    means: np.ndarray,
+    covs: np.ndarray,
+    opacities: np.ndarray,
+    base_colour: np.ndarray,
+    viewmat: np.ndarray,
+    K: np.ndarray,
+    width: int,
+    height: int,
+    near: float,
+    far: float,
+    offset: int,
+    table: np.ndarray,
+    drawn: np.ndarray,
+) -> None:
+    """EWA-project Gaussians into one camera, writing rows ``offset .. offset + N``.
+
+    Args:
+        means: ``(N, 3)`` float32 world centres (metres).
+        covs: ``(N, 6)`` float64 world covariances from :func:`covariances_kernel`.
+        opacities: ``(N,)`` float32 in ``[0, 1]``.
+        base_colour: ``(N, 3)`` float64 view-independent RGB copied into the table for
+            visible Gaussians, or ``(0, 3)`` when colours depend on the view (filled later).
+        viewmat: ``(4, 4)`` float64 world-to-camera (OpenCV axes).
+        K: ``(3, 3)`` float64 pinhole intrinsics (pixels).
+        width: image width (pixels).
+        height: image height (pixels).
+        near: near plane (camera z, metres); Gaussians with ``z <= near`` are culled.
+        far: far plane (camera z, metres); Gaussians with ``z >= far`` are culled.
+        offset: first output row.
+        table: ``(M, TABLE_COLUMNS)`` float64 per-frame table, written for drawn rows.
+        drawn: ``(M,)`` uint8, 1 for a Gaussian that survived culling, 0 for a culled one
+            (written for every row).
+    """
+    r00, r01, r02, t0 = viewmat[0, 0], viewmat[0, 1], viewmat[0, 2], viewmat[0, 3]
+    r10, r11, r12, t1 = viewmat[1, 0], viewmat[1, 1], viewmat[1, 2], viewmat[1, 3]
+    r20, r21, r22, t2 = viewmat[2, 0], viewmat[2, 1], viewmat[2, 2], viewmat[2, 3]
+    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
+    tan_fovx = 0.5 * width / fx
+    tan_fovy = 0.5 * height / fy
+    lim_x_pos = (width - cx) / fx + FOV_CLAMP_MARGIN * tan_fovx
+    lim_x_neg = cx / fx + FOV_CLAMP_MARGIN * tan_fovx
+    lim_y_pos = (height - cy) / fy + FOV_CLAMP_MARGIN * tan_fovy
+    lim_y_neg = cy / fy + FOV_CLAMP_MARGIN * tan_fovy
+    has_base = base_colour.shape[0] > 0
+    for i in prange(means.shape[0]):
+        j = offset + i
+        drawn[j] = 0
+        mx = np.float64(means[i, 0])
+        my = np.float64(means[i, 1])
+        mz = np.float64(means[i, 2])
+        tz = r20 * mx + r21 * my + r22 * mz + t2
+        if tz <= near or tz >= far:
+            continue
+        opacity = np.float64(opacities[i])
+        if opacity < ALPHA_MIN:
+            continue
+        tx = r00 * mx + r01 * my + r02 * mz + t0
+        ty = r10 * mx + r11 * my + r12 * mz + t1
+        # camera covariance W C W^T (C symmetric, from its upper triangle)
+        c00, c01, c02 = covs[i, 0], covs[i, 1], covs[i, 2]
+        c11, c12, c22 = covs[i, 3], covs[i, 4], covs[i, 5]
+        a00 = r00 * c00 + r01 * c01 + r02 * c02
+        a01 = r00 * c01 + r01 * c11 + r02 * c12
+        a02 = r00 * c02 + r01 * c12 + r02 * c22
+        a10 = r10 * c00 + r11 * c01 + r12 * c02
+        a11 = r10 * c01 + r11 * c11 + r12 * c12
+        a12 = r10 * c02 + r11 * c12 + r12 * c22
+        a20 = r20 * c00 + r21 * c01 + r22 * c02
+        a21 = r20 * c01 + r21 * c11 + r22 * c12
+        a22 = r20 * c02 + r21 * c12 + r22 * c22
+        v00 = a00 * r00 + a01 * r01 + a02 * r02
+        v01 = a00 * r10 + a01 * r11 + a02 * r12
+        v02 = a00 * r20 + a01 * r21 + a02 * r22
+        v11 = a10 * r10 + a11 * r11 + a12 * r12
+        v12 = a10 * r20 + a11 * r21 + a12 * r22
+        v22 = a20 * r20 + a21 * r21 + a22 * r22
+        # EWA Jacobian at the FOV-clamped point
+        rz = 1.0 / tz
+        ux = min(lim_x_pos, max(-lim_x_neg, tx * rz))
+        uy = min(lim_y_pos, max(-lim_y_neg, ty * rz))
+        j00 = fx * rz
+        j02 = -fx * ux * rz
+        j11 = fy * rz
+        j12 = -fy * uy * rz
+        cov_a = j00 * j00 * v00 + 2.0 * j00 * j02 * v02 + j02 * j02 * v22 + EPS2D_PX2
+        cov_b = j00 * j11 * v01 + j00 * j12 * v02 + j02 * j11 * v12 + j02 * j12 * v22
+        cov_c = j11 * j11 * v11 + 2.0 * j11 * j12 * v12 + j12 * j12 * v22 + EPS2D_PX2
+        det = cov_a * cov_c - cov_b * cov_b
+        if det <= 0.0:
+            continue
+        sigma_cut = np.log(opacity / ALPHA_MIN)
+        extend = min(BBOX_SIGMA_MAX, np.sqrt(2.0 * sigma_cut))
+        rad_x = np.ceil(extend * np.sqrt(cov_a))
+        rad_y = np.ceil(extend * np.sqrt(cov_c))
+        if rad_x <= 0.0 and rad_y <= 0.0:
+            continue
+        px = fx * tx * rz + cx
+        py = fy * ty * rz + cy
+        if px + rad_x <= 0.0 or px - rad_x >= width or py + rad_y <= 0.0 or py - rad_y >= height:
+            continue
+        drawn[j] = 1
+        table[j, _PX] = px
+        table[j, _PY] = py
+        table[j, _CA] = cov_c / det
+        table[j, _CB] = -cov_b / det
+        table[j, _CC] = cov_a / det
+        table[j, _OPAC] = opacity
+        table[j, _SIGMA_CUT] = sigma_cut
+        table[j, _Z] = tz
+        # a box reaching past the image is cut to it (keeps later integer maths bounded)
+        table[j, _RX] = min(rad_x, abs(px) + width)
+        table[j, _RY] = min(rad_y, abs(py) + height)
+        if has_base:
+            table[j, _R] = base_colour[i, 0]
+            table[j, _G] = base_colour[i, 1]
+            table[j, _B] = base_colour[i, 2]
+
+
+@njit(cache=True)
+def _argsort_depth(z: np.ndarray) -> np.ndarray:
+    """Stable ascending order ``(V,)`` int64 of positive depths compared as float32.
+
+    LSD radix sort on the float32 bit patterns (monotonic for positive floats).
+    """
+    n = z.shape[0]
+    if n == 0:
+        return np.arange(0)
+    keys = z.astype(np.float32).view(np.uint32)
+    order = np.arange(n)
+    scratch = np.empty(n, dtype=np.int64)
+    buckets = 1 << _RADIX_BITS
+    mask = np.uint32(buckets - 1)
+    for p in range(_RADIX_PASSES):
+        shift = np.uint32(p * _RADIX_BITS)
+        counts = np.zeros(buckets + 1, dtype=np.int64)
+        for i in range(n):
+            counts[((keys[i] >> shift) & mask) + 1] += 1
+        if counts[1 + ((keys[0] >> shift) & mask)] == n:
+            continue  # every key has the same digit: the pass would not move anything
+        for b in range(buckets):
+            counts[b + 1] += counts[b]
+        for i in range(n):
+            src = order[i]
+            digit = (keys[src] >> shift) & mask
+            scratch[counts[digit]] = src
+            counts[digit] += 1
+        order, scratch = scratch, order
+    return order
+
+
+@njit(parallel=True, cache=True)
+def bin_kernel(
+    table: np.ndarray, visible: np.ndarray, width: int, height: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Depth-sort the visible rows of one camera's table and bin them into 16x16 tiles.
+
+    Args:
+        table: ``(M, TABLE_COLUMNS)`` float64 per-frame table from :func:`project_kernel`.
+        visible: ``(V,)`` int64 drawn rows, ascending.
+        width: image width (pixels).
+        height: image height (pixels).
+
+    Returns:
+        ``packed (V, TABLE_COLUMNS)`` float64 copy of the visible rows in depth order,
+        ``starts (tiles + 1,)`` int64 offsets of each row-major tile's list in ``entries``,
+        and ``entries`` int32 rows of ``packed``, ascending (so depth-sorted) in each tile.
+    """
+    n_vis = visible.shape[0]
+    tiles_x = (width + TILE_SIZE_PX - 1) // TILE_SIZE_PX
+    tiles_y = (height + TILE_SIZE_PX - 1) // TILE_SIZE_PX
+    n_tiles = tiles_x * tiles_y
+    depth = np.empty(n_vis, dtype=np.float64)
+    for v in prange(n_vis):
+        depth[v] = table[visible[v], _Z]
+    order = _argsort_depth(depth)
+    packed = np.empty((n_vis, TABLE_COLUMNS), dtype=np.float64)
+    tile_box = np.empty((n_vis, 4), dtype=np.int64)
+    for r in prange(n_vis):
+        g = visible[order[r]]
+        for col in range(TABLE_COLUMNS):
+            packed[r, col] = table[g, col]
+        px = table[g, _PX]
+        py = table[g, _PY]
+        rx = table[g, _RX]
+        ry = table[g, _RY]
+        tile_box[r, 0] = min(tiles_x, max(0, int(np.floor((px - rx) / TILE_SIZE_PX))))
+        tile_box[r, 1] = min(tiles_x, max(0, int(np.ceil((px + rx) / TILE_SIZE_PX))))
+        tile_box[r, 2] = min(tiles_y, max(0, int(np.floor((py - ry) / TILE_SIZE_PX))))
+        tile_box[r, 3] = min(tiles_y, max(0, int(np.ceil((py + ry) / TILE_SIZE_PX))))
+    # counting sort into tiles; visiting Gaussians in depth order keeps every list sorted
+    starts = np.zeros(n_tiles + 1, dtype=np.int64)
+    for r in range(n_vis):
+        for ty in range(tile_box[r, 2], tile_box[r, 3]):
+            for tx in range(tile_box[r, 0], tile_box[r, 1]):
+                starts[ty * tiles_x + tx + 1] += 1
+    for t in range(n_tiles):
+        starts[t + 1] += starts[t]
+    entries = np.empty(starts[n_tiles], dtype=np.int32)
+    cursor = starts[:n_tiles].copy()
+    for r in range(n_vis):
+        for ty in range(tile_box[r, 2], tile_box[r, 3]):
+            for tx in range(tile_box[r, 0], tile_box[r, 1]):
+                t = ty * tiles_x + tx
+                entries[cursor[t]] = r
+                cursor[t] += 1
+    return packed, starts, entries
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def composite_kernel(
+    packed: np.ndarray,
+    starts: np.ndarray,
+    entries: np.ndarray,
+    background: np.ndarray,
+    out_rgb: np.ndarray,
+    out_depth: np.ndarray,
+    out_alpha: np.ndarray,
+) -> None:
+    """Alpha-composite every tile front to back (tiles in parallel).
+
+    A Gaussian only visits the tile pixels whose centres lie inside its footprint box; outside
+    it alpha is below ``ALPHA_MIN`` and the per-pixel rule would skip it anyway. Terminated
+    pixels are kept as one bit mask per tile row, so a box row whose pixels have all stopped
+    is skipped at once, and the tile stops once every pixel has. Every
+    pixel still sees its Gaussians in depth order, so the result is exactly the per-pixel rule.
+    ``fastmath`` only lets LLVM reorder float arithmetic (inputs are finite).
+
+    Args:
+        packed: ``(V, TABLE_COLUMNS)`` float64 visible rows in depth order (:func:`bin_kernel`).
+        starts: ``(tiles + 1,)`` int64 offsets of each tile's list in ``entries``.
+        entries: int32 rows of ``packed``, ascending within each tile.
+        background: ``(3,)`` float64 RGB added with the final transmittance.
+        out_rgb: ``(H, W, 3)`` float32 output colour.
+        out_depth: ``(H, W)`` float32 output expected depth (0 where alpha is 0).
+        out_alpha: ``(H, W)`` float32 output ``1 - T_final``.
+    """
+    height, width = out_alpha.shape
+    tiles_x = (width + TILE_SIZE_PX - 1) // TILE_SIZE_PX
+    n_tiles = starts.shape[0] - 1
+    for t in prange(n_tiles):
+        x0 = (t % tiles_x) * TILE_SIZE_PX
+        y0 = (t // tiles_x) * TILE_SIZE_PX
+        tile_w = min(TILE_SIZE_PX, width - x0)
+        tile_h = min(TILE_SIZE_PX, height - y0)
+        trans = np.ones((tile_h, tile_w))
+        acc = np.zeros((tile_h, tile_w, 4))
+        row_done = np.zeros(tile_h, dtype=np.int64)  # bit lx set: pixel (lx, ly) has stopped
+        active = tile_h * tile_w
+        for k in range(starts[t], starts[t + 1]):
+            g = entries[k]
+            px = packed[g, _PX]
+            py = packed[g, _PY]
+            ca = packed[g, _CA]
+            cb = packed[g, _CB]
+            cc = packed[g, _CC]
+            opac = packed[g, _OPAC]
+            cut = packed[g, _SIGMA_CUT]
+            col_r = packed[g, _R]
+            col_g = packed[g, _G]
+            col_b = packed[g, _B]
+            depth_z = packed[g, _Z]
+            # pixels whose centres (x + 0.5, y + 0.5) lie in the footprint box, clipped to the tile
+            xa = max(0, int(np.ceil(px - packed[g, _RX] - 0.5)) - x0)
+            xb = min(tile_w - 1, int(np.floor(px + packed[g, _RX] - 0.5)) - x0)
+            ya = max(0, int(np.ceil(py - packed[g, _RY] - 0.5)) - y0)
+            yb = min(tile_h - 1, int(np.floor(py + packed[g, _RY] - 0.5)) - y0)
+            if xb < xa:
+                continue
+            segment = ((np.int64(1) << (xb - xa + 1)) - 1) << xa
+            for ly in range(ya, yb + 1):
+                row_bits = row_done[ly]
+                if row_bits & segment == segment:
+                    continue  # every pixel of this row of the box has stopped
+                dy = py - (y0 + ly + 0.5)
+                for lx in range(xa, xb + 1):
+                    if (row_bits >> lx) & 1:
+                        continue
+                    dx = px - (x0 + lx + 0.5)
+                    sigma = 0.5 * (ca * dx * dx + cc * dy * dy) + cb * dx * dy
+                    if sigma < 0.0 or sigma > cut:
+                        continue
+                    alpha = min(ALPHA_MAX, opac * np.exp(-sigma))
+                    if alpha < ALPHA_MIN:
+                        continue
+                    t_pix = trans[ly, lx]
+                    next_trans = t_pix * (1.0 - alpha)
+                    if next_trans <= TRANSMITTANCE_MIN:
+                        # stop before adding; trans keeps T_final
+                        row_bits |= np.int64(1) << lx
+                        row_done[ly] = row_bits
+                        active -= 1
+                        continue
+                    weight = alpha * t_pix
+                    acc[ly, lx, 0] += weight * col_r
+                    acc[ly, lx, 1] += weight * col_g
+                    acc[ly, lx, 2] += weight * col_b
+                    acc[ly, lx, 3] += weight * depth_z
+                    trans[ly, lx] = next_trans
+            if active == 0:
+                break
+        for ly in range(tile_h):
+            for lx in range(tile_w):
+                y = y0 + ly
+                x = x0 + lx
+                t_final = trans[ly, lx]
+                coverage = 1.0 - t_final
+                out_rgb[y, x, 0] = acc[ly, lx, 0] + t_final * background[0]
+                out_rgb[y, x, 1] = acc[ly, lx, 1] + t_final * background[1]
+                out_rgb[y, x, 2] = acc[ly, lx, 2] + t_final * background[2]
+                out_alpha[y, x] = coverage
+                out_depth[y, x] = acc[ly, lx, 3] / coverage if coverage > 0.0 else 0.0
+
+
+@dataclass(frozen=True)
+class CpuScene:
+    """Per-scene data the CPU backend reuses across cameras and frames.
+
+    Attributes:
+        covs: ``(N, 6)`` float64 world covariances (upper triangle, metres^2).
+        base_colour: ``(N, 3)`` float64 view-independent colour ``max(SH + 0.5, 0)`` of a
+            degree-0 scene; ``(0, 3)`` when colour depends on the view direction.
+    """
+
+    covs: np.ndarray
+    base_colour: np.ndarray
+
+    @property
+    def view_dependent(self) -> bool:
+        """True when colours must be evaluated per camera (SH degree > 0)."""
+        return self.base_colour.shape[0] == 0 and self.covs.shape[0] > 0
+
+
+def _prepare(scene: GaussianScene) -> CpuScene:
+    base = np.empty((0, 3), dtype=np.float64)
+    if scene.sh_degree == 0:
+        dirs = np.zeros((len(scene), 3))  # degree 0 ignores the direction
+        base = np.maximum(eval_sh(scene.sh, dirs).astype(np.float64) + SH_COLOUR_OFFSET, 0.0)
+    return CpuScene(covs=covariances_kernel(scene.quats, scene.scales), base_colour=base)
+
+
+_CACHE: SceneCache[CpuScene] = SceneCache(_prepare)
+
+
+def prepare_scene(scene: GaussianScene) -> CpuScene:
+    """Cached per-scene data (covariances, base colours) of ``scene`` for this backend."""
+    return _CACHE.get(scene)
+
+
+class _FrameBuffers(threading.local):
+    """Per-thread table and drawn-flag buffers, grown on demand and reused across frames."""
+
+    def __init__(self) -> None:
+        self.table = np.empty((0, TABLE_COLUMNS), dtype=np.float64)
+        self.drawn = np.empty(0, dtype=np.uint8)
+
+    def get(self, rows: int) -> tuple[np.ndarray, np.ndarray]:
+        if self.table.shape[0] < rows:
+            self.table = np.empty((rows, TABLE_COLUMNS), dtype=np.float64)
+            self.drawn = np.empty(rows, dtype=np.uint8)
+        return self.table[:rows], self.drawn[:rows]
+
+
+_BUFFERS = _FrameBuffers()
+
+
+def render_cpu(
+    scenes: list[GaussianScene],
+    viewmats: np.ndarray,
+    Ks: np.ndarray,
+    width: int,
+    height: int,
+    background: np.ndarray,
+    near: float,
+    far: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Render the union of ``scenes`` from ``C`` cameras (inputs already validated).
+
+    Args:
+        scenes: scenes drawn together; each keeps its own arrays (nothing is concatenated).
+        viewmats: ``(C, 4, 4)`` float64 world-to-camera matrices.
+        Ks: ``(C, 3, 3)`` float64 intrinsics.
+        width: image width (pixels).
+        height: image height (pixels).
+        background: ``(3,)`` float64 RGB.
+        near: near plane (metres).
+        far: far plane (metres).
+
+    Returns:
+        ``rgb (C, H, W, 3)``, ``depth (C, H, W)``, ``alpha (C, H, W)``, all float32.
+    """
+    n_cams = viewmats.shape[0]
+    prepared = [prepare_scene(scene) for scene in scenes]
+    offsets = np.cumsum([0] + [len(scene) for scene in scenes])
+    table, drawn = _BUFFERS.get(int(offsets[-1]))
+    rgb = np.empty((n_cams, height, width, 3), dtype=np.float32)
+    depth = np.empty((n_cams, height, width), dtype=np.float32)
+    alpha = np.empty((n_cams, height, width), dtype=np.float32)
+    for cam in range(n_cams):
+        viewmat = np.ascontiguousarray(viewmats[cam])
+        K = np.ascontiguousarray(Ks[cam])
+        for scene, prep, offset in zip(scenes, prepared, offsets[:-1], strict=False):
+            if len(scene):
+                project_kernel(
+                    scene.means, prep.covs, scene.opacities, prep.base_colour, viewmat, K,
+                    width, height, near, far, int(offset), table, drawn,
+                )  # fmt: skip
+        visible = np.flatnonzero(drawn)
+        view_dependent = [i for i, prep in enumerate(prepared) if prep.view_dependent]
+        if view_dependent:
+            centre = camera_centre(viewmat)
+            bounds = np.searchsorted(visible, offsets)
+            for i in view_dependent:
+                rows = visible[bounds[i] : bounds[i + 1]]
+                local = rows - offsets[i]
+                dirs = scenes[i].means[local].astype(np.float64) - centre
+                sh_rgb = eval_sh(scenes[i].sh[local], dirs).astype(np.float64)
+                table[rows, _R : _B + 1] = np.maximum(sh_rgb + SH_COLOUR_OFFSET, 0.0)
+        packed, starts, entries = bin_kernel(table, visible, width, height)
+        with parallel_chunksize(1):  # tiles differ a lot in cost: hand them out one by one
+            composite_kernel(packed, starts, entries, background, rgb[cam], depth[cam], alpha[cam])
+    return rgb, depth, alpha

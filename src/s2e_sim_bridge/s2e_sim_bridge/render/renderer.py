@@ -1,0 +1,182 @@
+"""``render`` / ``render_batch``: the one entry point to every rendering backend.
+
+Conventions (shared by all backends, see :mod:`s2e_sim_bridge.render.conventions`): gsplat's
+classic 3DGS rasterisation, world-to-camera view matrices with OpenCV axes (x right, y down,
+z forward), pinhole intrinsics in pixels, pixel centres at ``(x + 0.5, y + 0.5)``.
+
+Outputs per camera:
+
+- ``rgb``: ``(H, W, 3)`` float32, ``sum_i w_i c_i + T_final * background`` with
+  ``c_i = max(SH_i(dir) + 0.5, 0)`` (not clamped above, so values lie in ``[0, 1]`` for
+  in-gamut scenes and backgrounds).
+- ``alpha``: ``(H, W)`` float32 coverage ``1 - T_final``.
+- ``depth``: ``(H, W)`` float32 *expected* camera-space depth in metres,
+  ``sum_i w_i z_i / alpha`` where ``alpha > 0`` and 0 where nothing was drawn (gsplat's
+  ``render_mode="ED"``). It is a blend, not the first surface: at a silhouette it lies
+  between the foreground and the background depth.
+
+Extra scenes (pedestrians, obstacles inserted per frame) are drawn together with the static
+scene, sorted jointly by depth, without copying the static scene's arrays per frame.
+Per-scene precomputation (covariances, view-independent colours, device copies) is cached
+per scene object and reused for every camera of a batch and every later frame.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from s2e_sim_bridge.render.conventions import DEFAULT_FAR_M, DEFAULT_NEAR_M
+from s2e_sim_bridge.render.validation import (
+    RenderError,
+    check_background,
+    check_clip_planes,
+    check_image_size,
+    check_intrinsics,
+    check_viewmat,
+)
+from s2e_sim_bridge.scene.gaussians import GaussianScene
+
+BACKENDS = ("cpu", "cuda")
+"""Names accepted by ``backend``: ``cpu`` (numba tile rasteriser), ``cuda`` (gsplat)."""
+
+ExtraScenes = GaussianScene | Sequence[GaussianScene] | None
+
+
+@dataclass(frozen=True)
+class RenderResult:
+    """Rendered images of one camera (``render``) or a batch (``render_batch``, leading ``C``).
+
+    Attributes:
+        rgb: ``([C,] H, W, 3)`` float32 colour.
+        depth: ``([C,] H, W)`` float32 expected camera-space depth (metres), 0 where
+            ``alpha == 0``.
+        alpha: ``([C,] H, W)`` float32 coverage ``1 - T_final`` in ``[0, 1)``.
+    """
+
+    rgb: np.ndarray
+    depth: np.ndarray
+    alpha: np.ndarray
+
+
+def _scene_list(scene: GaussianScene, extra: ExtraScenes) -> list[GaussianScene]:
+    if not isinstance(scene, GaussianScene):
+        raise RenderError(f"render: scene must be a GaussianScene, got {type(scene).__name__}")
+    if extra is None:
+        extras: list = []
+    elif isinstance(extra, GaussianScene):
+        extras = [extra]
+    else:
+        extras = list(extra)
+    for i, item in enumerate(extras):
+        if not isinstance(item, GaussianScene):
+            raise RenderError(
+                f"render: extra[{i}] must be a GaussianScene, got {type(item).__name__}"
+            )
+    return [scene, *extras]
+
+
+def render_batch(
+    scene: GaussianScene,
+    viewmats: np.ndarray,
+    Ks: np.ndarray,
+    width: int,
+    height: int,
+    backend: str = "cpu",
+    background: Sequence[float] | np.ndarray = (0.0, 0.0, 0.0),
+    extra: ExtraScenes = None,
+    near: float = DEFAULT_NEAR_M,
+    far: float = DEFAULT_FAR_M,
+) -> RenderResult:
+    """Render ``scene`` (plus ``extra`` scenes) from ``C`` cameras of the same image size.
+
+    Args:
+        scene: the static scene.
+        viewmats: ``(C, 4, 4)`` world-to-camera matrices (OpenCV axes).
+        Ks: ``(C, 3, 3)`` pinhole intrinsics (pixels).
+        width: image width in pixels.
+        height: image height in pixels.
+        backend: ``"cpu"`` or ``"cuda"`` (gsplat; needs a CUDA GPU).
+        background: RGB added with the remaining transmittance.
+        extra: scene or scenes drawn together with ``scene`` (e.g. pedestrians).
+        near: near plane (camera z, metres).
+        far: far plane (camera z, metres).
+
+    Returns:
+        :class:`RenderResult` with ``rgb (C, H, W, 3)``, ``depth (C, H, W)``,
+        ``alpha (C, H, W)`` float32.
+
+    Raises:
+        RenderError: bad camera, size, background or backend, or an unavailable backend.
+    """
+    scenes = _scene_list(scene, extra)
+    width, height = check_image_size(width, height)
+    near, far = check_clip_planes(near, far)
+    bg = check_background(background)
+    vms = np.asarray(viewmats, dtype=np.float64)
+    ks = np.asarray(Ks, dtype=np.float64)
+    if vms.ndim != 3 or vms.shape[1:] != (4, 4) or vms.shape[0] == 0:
+        raise RenderError(
+            f"render_batch: viewmats must have shape (C, 4, 4) with C >= 1, got {vms.shape}"
+        )
+    if ks.shape != (vms.shape[0], 3, 3):
+        raise RenderError(
+            f"render_batch: Ks must have shape ({vms.shape[0]}, 3, 3), got {ks.shape}"
+        )
+    vms = np.stack([check_viewmat(v, f"viewmats[{i}]") for i, v in enumerate(vms)])
+    ks = np.stack([check_intrinsics(k, f"Ks[{i}]") for i, k in enumerate(ks)])
+    if backend == "cpu":
+        from s2e_sim_bridge.render.cpu import render_cpu
+
+        rgb, depth, alpha = render_cpu(scenes, vms, ks, width, height, bg, near, far)
+    elif backend == "cuda":
+        from s2e_sim_bridge.render.cuda import render_cuda
+
+        rgb, depth, alpha = render_cuda(scenes, vms, ks, width, height, bg, near, far)
+    else:
+        raise RenderError(f"render: backend must be one of {BACKENDS}, got {backend!r}")
+    return RenderResult(rgb=rgb, depth=depth, alpha=alpha)
+
+
+def render(
+    scene: GaussianScene,
+    viewmat: np.ndarray,
+    K: np.ndarray,
+    width: int,
+    height: int,
+    backend: str = "cpu",
+    background: Sequence[float] | np.ndarray = (0.0, 0.0, 0.0),
+    extra: ExtraScenes = None,
+    near: float = DEFAULT_NEAR_M,
+    far: float = DEFAULT_FAR_M,
+) -> RenderResult:
+    """Render ``scene`` (plus ``extra`` scenes) from one camera.
+
+    Args:
+        scene: the static scene.
+        viewmat: ``(4, 4)`` world-to-camera matrix (OpenCV axes: x right, y down, z forward).
+        K: ``(3, 3)`` pinhole intrinsics ``[[fx, 0, cx], [0, fy, cy], [0, 0, 1]]`` (pixels).
+        width: image width in pixels.
+        height: image height in pixels.
+        backend: ``"cpu"`` or ``"cuda"`` (gsplat; needs a CUDA GPU).
+        background: RGB added with the remaining transmittance.
+        extra: scene or scenes drawn together with ``scene`` (e.g. pedestrians).
+        near: near plane (camera z, metres).
+        far: far plane (camera z, metres).
+
+    Returns:
+        :class:`RenderResult` with ``rgb (H, W, 3)``, ``depth (H, W)``, ``alpha (H, W)``
+        float32.
+
+    Raises:
+        RenderError: bad camera, size, background or backend, or an unavailable backend.
+    """
+    vm = check_viewmat(viewmat, "viewmat")
+    k = check_intrinsics(K, "K")
+    batch = render_batch(
+        scene, vm[None], k[None], width, height, backend=backend, background=background,
+        extra=extra, near=near, far=far,
+    )  # fmt: skip
+    return RenderResult(rgb=batch.rgb[0], depth=batch.depth[0], alpha=batch.alpha[0])
