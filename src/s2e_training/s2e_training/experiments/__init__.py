@@ -1,0 +1,1 @@
+"""Reproducible experiments and ablations (each a module runnable with ``python -m``)."""
