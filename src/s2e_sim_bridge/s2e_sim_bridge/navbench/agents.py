@@ -32,6 +32,8 @@ YIELD_STOP_M = 1.2
 # The expert plans with this much clearance beyond the footprint radius (m), falling back
 # to the bare radius where a passage is narrower.
 EXPERT_CLEARANCE_M = 0.25
+# A diff-drive expert turns on the spot while the pursued point is further off its heading.
+EXPERT_TURN_IN_PLACE_RAD = math.radians(45.0)
 # Path resampling step for the pursued trajectory (m).
 PATH_STEP_M = 0.25
 # Straight: heading error (rad) above which it turns on the spot.
@@ -107,8 +109,12 @@ class ExpertAgent:
         s = np.minimum(np.arange(1, n + 1) * max(speed * dt, 1e-3), cum[-1])
         pts = np.vstack([np.zeros(2), local])
         traj = np.stack([np.interp(s, cum, pts[:, 0]), np.interp(s, cum, pts[:, 1])], axis=1)
+        target = traj[min(len(traj) - 1, int(EXPERT_LOOKAHEAD_M / max(speed * dt, 1e-3)))]
+        bearing = math.atan2(target[1], target[0])
         if speed < 1e-3:
             command = np.zeros(3)
+        elif abs(bearing) > EXPERT_TURN_IN_PLACE_RAD and not e.is_holonomic:
+            command = np.array([0.0, 0.0, math.copysign(e.max_angular_radps, bearing)])
         else:
             command = pure_pursuit_command(traj, dt, EXPERT_LOOKAHEAD_M, e.is_holonomic)
         return self.limiter(command, dt)
