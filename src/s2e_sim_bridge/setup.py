@@ -28,6 +28,7 @@ setup(
         "mujoco==3.3.7",
         "matplotlib==3.10.7",
         "rich==14.1.0",
+        "gymnasium==1.2.2",
     ],
     extras_require={"cuda": ["gsplat==1.5.3"]},
     zip_safe=False,

@@ -1,0 +1,229 @@
+"""NavBench-GS as a gymnasium environment, for RL post-training (RAM + PPO).
+
+Observation (``Dict``), exactly what the policy consumes:
+
+- ``frames``: ``(T, 3, S, S)`` float32 in [0, 1], the last ``T`` camera images at the
+  control rate, oldest first, each through :func:`s2e_policy.preprocess.preprocess_image`
+  (the one preprocessing the robot runs); the first image is repeated after a reset.
+- ``goal``: ``(3,)`` float32 ``[clip(d, 0.1, 200)/200, cos theta, sin theta]`` of the goal
+  in the robot frame (:func:`s2e_policy.geometry.encode_goal`).
+
+Action: ``velocity`` - body-frame ``(vx, vy, wz)`` (m/s, m/s, rad/s), or ``waypoints`` -
+``(W, 2)`` positions in base_link one control period apart, turned into a command by the
+paper's controller (:func:`s2e_policy.controller.direct_command`). Either way the embodiment's
+velocity and acceleration limits apply.
+
+Reward: the sum of the paper's terms, each also reported in ``info["reward_terms"]``:
+progress (geodesic metres gained), arrival bonus, collision penalty per contact event,
+sidewalk centring (on generated streets, which know where their sidewalks are; 0 elsewhere),
+social compliance (intrusion into pedestrians' personal space) and smoothness (change of
+command). Privileged state (pose, geodesic distance, pedestrians) is in ``info`` too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from s2e_policy.controller import VelocityLimiter, direct_command
+from s2e_policy.embodiment import Embodiment, load_embodiment
+from s2e_policy.errors import S2EError
+from s2e_policy.geometry import encode_goal, world_to_robot
+from s2e_policy.preprocess import preprocess_image
+from s2e_sim_bridge.navbench.episodes import Episode, sample_episodes
+from s2e_sim_bridge.navbench.obstacles import obstacle_occupancy_fn
+from s2e_sim_bridge.navbench.sim import NavBenchSim, Observation, SimConfig
+from s2e_sim_bridge.navbench.tasks import get_task
+from s2e_sim_bridge.scene import GaussianScene, generate_street_scene, load_scene
+
+ACTION_TYPES = ("velocity", "waypoints")
+
+
+@dataclass(frozen=True)
+class RewardConfig:
+    """Weights of the reward terms (per control step unless stated)."""
+
+    progress_per_m: float = 1.0
+    arrival: float = 10.0
+    collision_per_event: float = -5.0
+    sidewalk_centring: float = -0.05
+    social_per_m: float = -0.5
+    personal_space_m: float = 1.0
+    smoothness: float = -0.05
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    """What the environment simulates and how it presents it to the agent.
+
+    Attributes:
+        task: NavBench-GS task name.
+        embodiment: embodiment name or YAML path.
+        scene_seed: seed of the generated street when no scene is given.
+        context_frames: ``T`` images in the observation.
+        image_size_px: ``S`` of the square policy input.
+        action_type: ``velocity`` or ``waypoints``.
+        num_waypoints: ``W`` for the ``waypoints`` action.
+        episode_pool_size: episodes sampled once at construction; resets draw from them.
+        sim: simulator settings (rates, render size, backend).
+        reward: reward weights.
+    """
+
+    task: str = "empty"
+    embodiment: str = "wheeled"
+    scene_seed: int = 0
+    context_frames: int = 5
+    image_size_px: int = 96
+    action_type: str = "velocity"
+    num_waypoints: int = 5
+    episode_pool_size: int = 16
+    sim: SimConfig = dataclasses.field(default_factory=SimConfig)
+    reward: RewardConfig = dataclasses.field(default_factory=RewardConfig)
+
+
+def _street_sidewalks(scene: GaussianScene) -> tuple[float, float] | None:
+    """``(road_half_width_m, sidewalk_width_m)`` of a generated street, else None."""
+    generator = scene.meta.get("generator", {})
+    if generator.get("name") != "street":
+        return None
+    cfg = generator["config"]
+    return cfg["road_width_m"] / 2.0, (cfg["width_m"] - cfg["road_width_m"]) / 2.0
+
+
+class NavBenchEnv(gym.Env):
+    """One robot in one NavBench-GS scene (see the module docstring for spaces and rewards).
+
+    Args:
+        scene: a scene, a scene file, or None for the generated street (``scene_seed``).
+        config: environment settings.
+        seed: seed of the episode pool (``reset(seed=...)`` seeds the draws from it).
+    """
+
+    metadata: ClassVar[dict] = {"render_modes": ["rgb_array"], "render_fps": 5}
+
+    def __init__(self, scene: GaussianScene | str | Path | None = None,
+                 config: EnvConfig | None = None, seed: int = 0,
+                 render_mode: str | None = None) -> None:
+        self.config = cfg = config or EnvConfig()
+        if cfg.action_type not in ACTION_TYPES:
+            raise S2EError(f"action_type {cfg.action_type!r}; expected one of {ACTION_TYPES}")
+        if scene is None:
+            scene = generate_street_scene(cfg.scene_seed)[0]
+        elif not isinstance(scene, GaussianScene):
+            scene = load_scene(scene)
+        self.render_mode = render_mode
+        self.embodiment: Embodiment = load_embodiment(cfg.embodiment)
+        self.task = get_task(cfg.task)
+        self.sim = NavBenchSim(scene, self.embodiment, dataclasses.replace(cfg.sim, render=True))
+        self.sidewalks = _street_sidewalks(scene)
+        e = self.embodiment
+        self.pool: list[Episode] = sample_episodes(
+            self.sim.base_occupancy, self.task, cfg.episode_pool_size, seed,
+            e.footprint_radius_m, e.nominal_speed_mps,
+            obstacle_occupancy_fn(scene.info.floor_height_m, cfg.sim.occupancy))
+        s, t = cfg.image_size_px, cfg.context_frames
+        self.observation_space = spaces.Dict({
+            "frames": spaces.Box(0.0, 1.0, (t, 3, s, s), np.float32),
+            "goal": spaces.Box(-1.0, 1.0, (3,), np.float32),
+        })
+        vmax = np.array([e.max_linear_mps, e.max_lateral_mps, e.max_angular_radps], np.float32)
+        if cfg.action_type == "velocity":
+            self.action_space = spaces.Box(-vmax, vmax, (3,), np.float32)
+        else:
+            reach = e.max_linear_mps * cfg.sim.control_period_s * cfg.num_waypoints
+            self.action_space = spaces.Box(-reach, reach, (cfg.num_waypoints, 2), np.float32)
+        self.limiter = VelocityLimiter(e)
+        self._frames: deque[np.ndarray] = deque(maxlen=t)
+
+    # ------------------------------------------------------------------ helpers
+    def _observation(self, obs: Observation) -> dict[str, np.ndarray]:
+        self._frames.append(preprocess_image(obs.rgb, self.config.image_size_px))
+        while len(self._frames) < self._frames.maxlen:
+            self._frames.appendleft(self._frames[0])
+        goal = encode_goal(world_to_robot(obs.goal_xy, obs.pose))
+        return {"frames": np.stack(self._frames).astype(np.float32), "goal": goal}
+
+    def _info(self, obs: Observation) -> dict:
+        return {"pose": obs.pose.copy(), "geodesic_to_goal_m": obs.geodesic_to_goal_m,
+                "pedestrians_xy": obs.pedestrians_xy.copy(),
+                "episode_id": self.sim.episode.episode_id}
+
+    def _sidewalk_term(self, y: float) -> float:
+        """0 on a sidewalk's centre line, 1 at its edges or anywhere on the road."""
+        if self.sidewalks is None:
+            return 0.0
+        road_half, width = self.sidewalks
+        if abs(y) <= road_half:
+            return 1.0
+        return min(1.0, abs(abs(y) - (road_half + width / 2.0)) / (width / 2.0))
+
+    # ------------------------------------------------------------------ gym API
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        """Start an episode: ``options={"episode": Episode}`` or a draw from the pool."""
+        super().reset(seed=seed)
+        episode = (options or {}).get("episode") or self.pool[
+            int(self.np_random.integers(len(self.pool)))]
+        obs = self.sim.reset(episode, self.task)
+        self.limiter.reset()
+        self._frames.clear()
+        self._last_cmd = np.zeros(3)
+        self._last_obs = obs
+        return self._observation(obs), self._info(obs)
+
+    def step(self, action):
+        """Apply the action for one control period; returns the gymnasium 5-tuple."""
+        cfg, dt = self.config, self.config.sim.control_period_s
+        action = np.asarray(action, dtype=np.float64)
+        if not np.all(np.isfinite(action)):
+            raise S2EError(f"NavBenchEnv.step: action must be finite, got {action.tolist()}")
+        command = action.reshape(3) if cfg.action_type == "velocity" else direct_command(
+            action.reshape(cfg.num_waypoints, 2), dt)
+        command = self.limiter(command, dt)
+        before = self._last_obs.geodesic_to_goal_m
+        obs, step = self.sim.step(command)
+        w = cfg.reward
+        progress = before - obs.geodesic_to_goal_m
+        terms = {
+            "progress": w.progress_per_m * (progress if np.isfinite(progress) else 0.0),
+            "arrival": w.arrival if step.termination == "success" else 0.0,
+            "collision": w.collision_per_event * (step.static_collisions
+                                                  + step.pedestrian_collisions),
+            "sidewalk_centring": w.sidewalk_centring * self._sidewalk_term(obs.pose[1]),
+            "social": w.social_per_m * float(np.sum(np.maximum(
+                0.0, w.personal_space_m - np.linalg.norm(obs.pedestrians_xy - obs.pose[:2],
+                                                         axis=1)))),
+            "smoothness": w.smoothness * float(np.sum((command - self._last_cmd) ** 2)),
+        }
+        self._last_cmd, self._last_obs = command, obs
+        info = self._info(obs) | {"reward_terms": terms, "termination": step.termination,
+                                  "command": command}
+        terminated = step.termination in ("success", "collision")
+        truncated = step.termination in ("timeout", "stuck")
+        return self._observation(obs), float(sum(terms.values())), terminated, truncated, info
+
+    def render(self) -> np.ndarray | None:
+        """The last camera image ``(H, W, 3)`` uint8 (``rgb_array`` mode)."""
+        return self._last_obs.rgb if self.render_mode == "rgb_array" else None
+
+
+ENV_ID = "NavBenchGS-v0"
+
+
+def make_vector_env(num_envs: int, asynchronous: bool = True,
+                    scene: str | Path | None = None, config: EnvConfig | None = None,
+                    seed: int = 0) -> gym.vector.VectorEnv:
+    """``num_envs`` NavBench-GS environments, in subprocesses when ``asynchronous``.
+
+    Episode pools are seeded ``seed, seed + 1, ...`` so the copies see different episodes.
+    """
+    fns = [lambda i=i: NavBenchEnv(scene, config, seed=seed + i) for i in range(num_envs)]
+    if asynchronous:
+        return gym.vector.AsyncVectorEnv(fns, context="spawn")
+    return gym.vector.SyncVectorEnv(fns)

@@ -1,0 +1,112 @@
+"""The gymnasium face of NavBench-GS: spaces, rewards, vector envs."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+from s2e_policy.errors import S2EError
+from s2e_policy.preprocess import preprocess_image
+from s2e_sim_bridge.envs import ENV_ID, EnvConfig, NavBenchEnv, make_vector_env
+from s2e_sim_bridge.navbench.agents import make_agent
+from s2e_sim_bridge.navbench.sim import SimConfig
+from s2e_sim_bridge.scene import generate_street_scene
+
+STREET = {"length_m": 30.0, "width_m": 14.0, "num_gaussians": 20_000}
+SMALL = EnvConfig(context_frames=3, image_size_px=32, episode_pool_size=3,
+                  sim=SimConfig(render_width_px=48))
+
+
+@pytest.fixture(scope="module")
+def scene():
+    return generate_street_scene(7, **STREET)[0]
+
+
+@pytest.fixture(scope="module")
+def env(scene) -> NavBenchEnv:
+    return NavBenchEnv(scene, SMALL, seed=0)
+
+
+def test_passes_gymnasium_checks(scene) -> None:
+    check_env(NavBenchEnv(scene, SMALL, seed=1), skip_render_check=True)
+    assert ENV_ID in gym.registry
+
+
+def test_observation_is_what_the_policy_consumes(env) -> None:
+    obs, info = env.reset(seed=0)
+    assert obs["frames"].shape == (3, 3, 32, 32) and obs["frames"].dtype == np.float32
+    # After a reset every slot holds the first image; then they shift, oldest first.
+    np.testing.assert_array_equal(obs["frames"][0], obs["frames"][2])
+    np.testing.assert_array_equal(obs["frames"][2],
+                                  preprocess_image(env.sim.render_camera(), 32))
+    first = obs["frames"][2].copy()
+    obs, _, _, _, info = env.step(np.array([1.0, 0.0, 0.5]))
+    np.testing.assert_array_equal(obs["frames"][1], first)
+    pose = info["pose"]
+    rel = env.sim.goal_xy - pose[:2]
+    bearing = np.arctan2(rel[1], rel[0]) - pose[2]
+    expected = [min(max(np.linalg.norm(rel), 0.1), 200.0) / 200.0, np.cos(bearing),
+                np.sin(bearing)]
+    np.testing.assert_allclose(obs["goal"], expected, atol=1e-5)
+
+
+def test_reward_is_the_sum_of_its_terms_and_progress_rewards_the_expert(env) -> None:
+    env.reset(seed=3)
+    expert = make_agent("expert")
+    sim_obs = env.sim._observe(0.0)
+    expert.reset(env.sim, sim_obs)
+    total_progress = 0.0
+    for _ in range(25):
+        action = expert.act(env.sim._observe(env.sim.physics.time_s))
+        _, reward, terminated, truncated, info = env.step(action)
+        terms = info["reward_terms"]
+        assert set(terms) == {"progress", "arrival", "collision", "sidewalk_centring",
+                              "social", "smoothness"}
+        assert reward == pytest.approx(sum(terms.values()))
+        total_progress += terms["progress"]
+        if terminated or truncated:
+            break
+    assert total_progress > 3.0, "the expert's progress was not rewarded"
+
+
+def test_sidewalk_term(env) -> None:
+    road_half, width = env.sidewalks
+    assert env._sidewalk_term(0.0) == 1.0
+    assert env._sidewalk_term(road_half + width / 2) == pytest.approx(0.0)
+    assert env._sidewalk_term(-(road_half + width / 2)) == pytest.approx(0.0)
+    assert 0.0 < env._sidewalk_term(road_half + width / 4) < 1.0
+
+
+def test_waypoint_actions_and_bad_input(scene) -> None:
+    env = NavBenchEnv(scene, EnvConfig(**{**SMALL.__dict__, "action_type": "waypoints"}), seed=2)
+    env.reset(seed=0)
+    waypoints = np.stack([np.arange(1, 6) * 0.2, np.zeros(5)], axis=1)
+    env.step(waypoints)
+    _, _, _, _, info = env.step(waypoints)
+    assert info["command"][0] > 0.0 and info["command"][2] == pytest.approx(0.0)
+    with pytest.raises(S2EError, match="finite"):
+        env.step(np.full((5, 2), np.nan))
+    with pytest.raises(S2EError, match="action_type"):
+        NavBenchEnv(scene, EnvConfig(**{**SMALL.__dict__, "action_type": "torque"}))
+
+
+@pytest.mark.parametrize("asynchronous", [False, True])
+def test_vector_env(scene, tmp_path, asynchronous) -> None:
+    from s2e_sim_bridge.scene import save_scene
+
+    path = tmp_path / "street.ply"
+    save_scene(scene, path)
+    venv = make_vector_env(2, asynchronous=asynchronous, scene=path, config=SMALL, seed=0)
+    try:
+        obs, _ = venv.reset(seed=0)
+        assert obs["frames"].shape == (2, 3, 3, 32, 32)
+        for _ in range(3):
+            obs, reward, *_ = venv.step(
+                np.tile([[0.8, 0.0, 0.0]], (2, 1)).astype(np.float32))
+        assert reward.shape == (2,) and np.all(np.isfinite(reward))
+        # Different seeds give the copies different episode pools.
+        assert not np.array_equal(obs["goal"][0], obs["goal"][1])
+    finally:
+        venv.close()
