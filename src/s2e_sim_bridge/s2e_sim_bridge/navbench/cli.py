@@ -12,16 +12,18 @@ from s2e_policy.embodiment import load_embodiment
 from s2e_policy.errors import S2EError
 from s2e_sim_bridge.navbench import report
 from s2e_sim_bridge.navbench.agents import make_agent
-from s2e_sim_bridge.navbench.episodes import EpisodeSet, sample_episodes, scene_fingerprint
-from s2e_sim_bridge.navbench.obstacles import obstacle_occupancy_fn
-from s2e_sim_bridge.navbench.runner import run_episode_set
+from s2e_sim_bridge.navbench.episodes import EpisodeSet, scene_fingerprint
+from s2e_sim_bridge.navbench.runner import (
+    DEFAULT_SCENE_SEED,
+    episode_set_for,
+    load_navbench_scene,
+    run_episode_set,
+)
 from s2e_sim_bridge.navbench.sim import NavBenchSim, SimConfig
-from s2e_sim_bridge.navbench.tasks import TASKS, get_task
-from s2e_sim_bridge.scene import generate_street_scene, load_scene
+from s2e_sim_bridge.navbench.tasks import TASKS
 from s2e_sim_bridge.world.plot import plot_map
 
 log = logging.getLogger(__name__)
-DEFAULT_SCENE_SEED = 0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -51,18 +53,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _load(args: argparse.Namespace):
-    if args.scene is None:
-        scene, _ = generate_street_scene(DEFAULT_SCENE_SEED)
-        return scene
-    return load_scene(args.scene)
-
-
 def run(args: argparse.Namespace) -> int:
     """Handler of ``s2e navbench``."""
     if args.episodes < 1:
         raise S2EError(f"--episodes must be >= 1, got {args.episodes}")
-    scene = _load(args)
+    scene = load_navbench_scene(args.scene)
     embodiment = load_embodiment(args.embodiment)
     agent = make_agent(args.policy)
     config = SimConfig(render_width_px=args.render_width, backend=args.backend)
@@ -75,24 +70,9 @@ def run(args: argparse.Namespace) -> int:
         sets[0].check_scene(scene.info.name, fingerprint, str(args.episodes_file))
     else:
         names = list(TASKS) if not args.task or "all" in args.task else args.task
-        sets = []
-        for name in dict.fromkeys(names):
-            task = get_task(name)
-            path = out / f"episodes_{name}.json"
-            if path.is_file():  # resuming: the same episodes as the interrupted run
-                existing = EpisodeSet.load(path)
-                existing.check_scene(scene.info.name, fingerprint, str(path))
-                if len(existing.episodes) == args.episodes and existing.seed == args.seed:
-                    sets.append(existing)
-                    continue
-            episodes = sample_episodes(
-                sim.base_occupancy, task, args.episodes, args.seed,
-                embodiment.footprint_radius_m, embodiment.nominal_speed_mps,
-                obstacle_occupancy_fn(scene.info.floor_height_m, config.occupancy))
-            ep_set = EpisodeSet(scene.info.name, fingerprint, task, embodiment.name,
-                                args.seed, episodes)
-            ep_set.save(path)
-            sets.append(ep_set)
+        sets = [episode_set_for(sim, name, args.episodes, args.seed,
+                                cache=out / f"episodes_{name}.json")
+                for name in dict.fromkeys(names)]
     per_task: dict[str, dict] = {}
     pictures: list[Path] = []
     trajectories = report.load_trajectories(out)
