@@ -11,7 +11,6 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 from s2e_policy.bags import (
     BagError,
     BagTopic,
-    copy_bag,
     iter_images,
     list_topics,
     read_odometry,
@@ -25,19 +24,6 @@ FIXTURE_TOPICS = [
     BagTopic("/odom", "nav_msgs/msg/Odometry", 236),
     BagTopic("/tf", "tf2_msgs/msg/TFMessage", 236),
 ]
-
-
-@pytest.fixture(scope="module")
-def mcap_bag(fixtures_dir):
-    return fixtures_dir / "bags" / "euroc_cam1_mcap"
-
-
-@pytest.fixture(scope="module")
-def sqlite_bag(mcap_bag, tmp_path_factory):
-    dst = tmp_path_factory.mktemp("bags") / "euroc_sqlite3"
-    topics = ["/camera/image_raw", "/camera/image_raw/compressed", "/odom"]
-    assert copy_bag(mcap_bag, dst, storage="sqlite3", topics=topics) == 95 + 95 + 236
-    return dst
 
 
 def test_list_topics_of_fixture(mcap_bag):

@@ -5,7 +5,6 @@ import pytest
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
-from s2e_policy.bags import copy_bag
 from s2e_policy.errors import S2EError
 from s2e_policy.geometry import quaternion_from_yaw
 from s2e_training.data import (
@@ -24,18 +23,6 @@ CONFIG = SampleConfig(
     image_size_px=32, context_frames=3, context_dt_s=0.25, num_waypoints=5,
     waypoint_dt_s=0.25, goal_min_s=0.5, goal_max_s=2.0,
 )
-
-
-@pytest.fixture(scope="module")
-def mcap_bag(fixtures_dir):
-    return fixtures_dir / "bags" / "euroc_cam1_mcap"
-
-
-@pytest.fixture(scope="module")
-def sqlite_bag(mcap_bag, tmp_path_factory):
-    dst = tmp_path_factory.mktemp("bags") / "euroc_sqlite3"
-    copy_bag(mcap_bag, dst, storage="sqlite3", topics=[IMAGE, ODOM])
-    return dst
 
 
 @pytest.fixture(scope="module")
