@@ -166,3 +166,17 @@ def test_config_is_used() -> None:
     occ = corridor()
     crowd = make_crowd(occ, 3, config=SocialForceConfig(agent_radius_m=0.4))
     assert np.all(crowd.state.radii == 0.4)
+
+
+def test_compiled_substep_matches_numpy_reference() -> None:
+    occ = corridor(pillar=True)
+    fast = make_crowd(occ, 10, seed=4)
+    slow = make_crowd(occ, 10, seed=4)
+    slow.compiled = False
+    robot = np.array([10.0, 0.3])
+    for _ in range(100):
+        fast.step(0.2, robot_xy=robot, robot_radius=0.35)
+        slow.step(0.2, robot_xy=robot, robot_radius=0.35)
+    np.testing.assert_allclose(fast.state.positions, slow.state.positions, atol=1e-9)
+    np.testing.assert_allclose(fast.state.velocities, slow.state.velocities, atol=1e-9)
+    np.testing.assert_allclose(fast.state.waypoints, slow.state.waypoints, atol=1e-9)
