@@ -141,3 +141,10 @@ def test_colcon_build_and_test(tmp_path: Path) -> None:
          "--packages-select", "s2e_policy", "--return-code-on-test-failure"],
         capture_output=True, text=True, cwd=tmp_path, check=False)
     assert test.returncode == 0, test.stdout + test.stderr
+    # colcon falls back to unittest (and "runs" 0 tests) unless pytest is declared.
+    result = subprocess.run([colcon, *common, "test-result", "--test-result-base",
+                             str(tmp_path / "results")], capture_output=True, text=True,
+                            cwd=tmp_path, check=False)
+    summary = re.search(r"Summary: (\d+) tests, (\d+) errors, (\d+) failures", result.stdout)
+    assert summary, result.stdout + result.stderr
+    assert int(summary.group(1)) > 50 and summary.group(2) == summary.group(3) == "0"

@@ -25,6 +25,7 @@ setup(
         "transforms3d==0.4.2",
         "rosbags==0.10.11",
     ],
+    extras_require={"test": ["pytest==8.4.2"]},
     zip_safe=True,
     maintainer="S2E maintainers",
     maintainer_email="maintainers@s2e-nav.dev",

@@ -30,7 +30,7 @@ setup(
         "rich==14.1.0",
         "gymnasium==1.2.2",
     ],
-    extras_require={"cuda": ["gsplat==1.5.3"]},
+    extras_require={"cuda": ["gsplat==1.5.3"], "test": ["pytest==8.4.2"]},
     zip_safe=False,
     maintainer="S2E maintainers",
     maintainer_email="maintainers@s2e-nav.dev",

@@ -23,6 +23,7 @@ setup(
         "opencv-python-headless==4.12.0.88",
         "matplotlib==3.10.7",
     ],
+    extras_require={"test": ["pytest==8.4.2"]},
     zip_safe=False,
     maintainer="S2E maintainers",
     maintainer_email="maintainers@s2e-nav.dev",
