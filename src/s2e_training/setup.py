@@ -29,5 +29,10 @@ setup(
     maintainer_email="maintainers@s2e-nav.dev",
     description="Training for the S2E visual navigation policy.",
     license="Apache-2.0",
-    entry_points={"s2e.commands": ["data = s2e_training.data.cli:register"]},
+    entry_points={
+        "s2e.commands": [
+            "data = s2e_training.data.cli:register",
+            "train = s2e_training.train.cli:register",
+        ]
+    },
 )
