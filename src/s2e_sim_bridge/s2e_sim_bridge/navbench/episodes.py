@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,6 +54,10 @@ class ObstacleSpec:
     yaw: float
     size: tuple[float, float, float]
     rgb: tuple[float, float, float]
+
+
+# f(occupancy, obstacles) -> the occupancy with the obstacles' footprints added.
+ObstacleOccupancy = Callable[[OccupancyMap, Sequence[ObstacleSpec]], OccupancyMap]
 
 
 @dataclass(frozen=True)
@@ -195,7 +200,7 @@ def sample_episodes(
     seed: int,
     robot_radius_m: float,
     nominal_speed_mps: float,
-    obstacle_occupancy: callable,
+    obstacle_occupancy: ObstacleOccupancy,
 ) -> list[Episode]:
     """Sample ``num_episodes`` episodes of ``task`` on a scene's occupancy map.
 
@@ -263,8 +268,10 @@ def sample_episodes(
     return episodes
 
 
-def _place_obstacles(occupancy, task, path, rng, radius, obstacle_occupancy, start_xy,
-                     goal_xy) -> list[ObstacleSpec] | None:
+def _place_obstacles(occupancy: OccupancyMap, task: TaskConfig, path: np.ndarray,
+                     rng: np.random.Generator, radius: float,
+                     obstacle_occupancy: ObstacleOccupancy, start_xy: np.ndarray,
+                     goal_xy: np.ndarray) -> list[ObstacleSpec] | None:
     """Obstacles on the shortest path that leave the goal reachable, or None if impossible."""
     if task.num_obstacles == 0:
         return []

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from s2e_sim_bridge.navbench.episodes import ObstacleSpec
+from s2e_sim_bridge.navbench.episodes import ObstacleOccupancy, ObstacleSpec
 from s2e_sim_bridge.scene.gaussians import GaussianScene
 from s2e_sim_bridge.scene.street import box_object
 from s2e_sim_bridge.scene.transform import merge_scenes
@@ -47,7 +47,7 @@ def with_obstacles(occupancy: OccupancyMap, specs: Sequence[ObstacleSpec], floor
                         resolution_m=occupancy.resolution_m)
 
 
-def obstacle_occupancy_fn(floor_z_m: float, config: OccupancyConfig):
+def obstacle_occupancy_fn(floor_z_m: float, config: OccupancyConfig) -> ObstacleOccupancy:
     """``f(occupancy, specs) -> OccupancyMap`` for :func:`episodes.sample_episodes`."""
     return lambda occupancy, specs: with_obstacles(occupancy, specs, floor_z_m, config)
 
