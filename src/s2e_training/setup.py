@@ -22,6 +22,7 @@ setup(
         "tqdm==4.67.1",
         "opencv-python-headless==4.12.0.88",
         "matplotlib==3.10.7",
+        "tensorboard==2.20.0",
     ],
     extras_require={"test": ["pytest==8.4.2"]},
     zip_safe=False,

@@ -1,0 +1,91 @@
+"""``s2e train``: training commands (entry point ``train = s2e_training.train.cli:register``).
+
+``s2e train pretrain --config config/train/small.yaml --data PATH [--data PATH ...]
+[--rate-hz R ...] --out runs/NAME [--resume] [--steps N] [--device cpu|cuda]`` pretrains the
+policy with AGDM on GNM folders (including ``s2e data collect`` output, 5 Hz; give
+``--rate-hz`` once for all GNM paths or once per ``--data`` path, in order), rosbag2
+recordings (``--image-topic``/``--odom-topic``) or videos (``--poses``), writing checkpoints
+to ``runs/NAME/checkpoints/`` and TensorBoard scalars to ``runs/NAME/tensorboard/``
+(``tensorboard --logdir runs``). Ctrl-C writes a checkpoint; ``--resume`` continues from it.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from s2e_policy.errors import S2EError
+from s2e_training.data.sample import SkipReport, Trajectory
+from s2e_training.data.sources import load_trajectories
+from s2e_training.train.config import TrainConfig
+from s2e_training.train.pretraining import DEVICES, pretrain
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``train`` command (with its ``pretrain`` subcommand) to the ``s2e`` parser."""
+    train = subparsers.add_parser("train", help="pretrain the policy (AGDM)")
+    train.set_defaults(func=lambda _args: _print_help(train))
+    commands = train.add_subparsers(dest="train_command", metavar="SUBCOMMAND")
+    run = commands.add_parser(
+        "pretrain", help="AGDM pretraining with checkpoints and TensorBoard logs",
+        description=__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument("--config", type=Path, required=True, help="training YAML")
+    run.add_argument("--data", type=Path, action="append", required=True,
+                     help="GNM folder(s), rosbag2 folder or video (repeatable)")
+    run.add_argument("--out", type=Path, required=True, help="run folder")
+    run.add_argument("--resume", action="store_true",
+                     help="continue from the run folder's latest checkpoint")
+    run.add_argument("--steps", type=int, help="total steps (overrides the config's steps)")
+    run.add_argument("--device", choices=DEVICES, default="cpu", help="torch device")
+    run.add_argument("--rate-hz", type=float, action="append",
+                     help="GNM: frame rate, Hz; once for every --data, or once per --data in "
+                          "the same order (e.g. 5 for `s2e data collect` output)")
+    run.add_argument("--image-topic", help="rosbag2: Image or CompressedImage topic")
+    run.add_argument("--odom-topic", help="rosbag2: nav_msgs/Odometry topic")
+    run.add_argument("--poses", type=Path, help="video: pose CSV (timestamp, x, y, yaw)")
+    run.add_argument("--skip-bad", action="store_true",
+                     help="skip unreadable frames/messages and list them")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.set_defaults(func=run_pretrain)
+
+
+def _print_help(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 2
+
+
+def _rates_per_path(paths: list[Path], rates: list[float] | None) -> list[float | None]:
+    """The ``--rate-hz`` of each ``--data`` path: none, one for all, or one each."""
+    if not rates:
+        return [None] * len(paths)
+    if len(rates) == 1:
+        return rates * len(paths)
+    if len(rates) != len(paths):
+        raise S2EError(
+            f"--rate-hz given {len(rates)} times for {len(paths)} --data paths: give it once "
+            "(for all) or once per --data, in the same order"
+        )
+    return list(rates)
+
+
+def run_pretrain(args: argparse.Namespace) -> int:
+    """Handler of ``s2e train pretrain``; returns the exit status."""
+    config = TrainConfig.from_yaml(args.config)
+    report = SkipReport()
+    trajectories: list[Trajectory] = []
+    for path, rate_hz in zip(args.data, _rates_per_path(args.data, args.rate_hz), strict=True):
+        trajectories += load_trajectories(
+            path, image_topic=args.image_topic, odom_topic=args.odom_topic,
+            rate_hz=rate_hz, poses_csv=args.poses, skip_bad=args.skip_bad, report=report,
+        )
+    if len(report):
+        print(report.summary())
+    result = pretrain(config, trajectories, args.out, resume=args.resume, steps=args.steps,
+                      device=args.device, progress=not args.no_progress)
+    summary = ", ".join(f"{key} {result.last[key]:.4f}" for key in ("total", "ade_m")
+                        if key in result.last)
+    print(f"{result.run_dir}: step {result.step}, checkpoint {result.checkpoint}"
+          + (f" (last step: {summary})" if summary else ""))
+    return 0
