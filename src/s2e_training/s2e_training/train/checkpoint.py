@@ -25,6 +25,7 @@ then moved over the final name with :func:`os.replace`, so a crash never leaves 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import subprocess
@@ -213,6 +214,20 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
         shape = tuple(anchors.shape) if isinstance(anchors, torch.Tensor) else type(anchors)
         raise CheckpointError(f"{path}: anchors of shape {shape}, expected {expected}")
     return {**payload, "config": config, "anchors": anchors.numpy().astype(np.float32)}
+
+
+def parameter_digest(model: torch.nn.Module) -> str:
+    """SHA-256 (hex) of ``model``'s state dict: names, dtypes, shapes and exact values.
+
+    Equal digests mean bit-identical weights and buffers, wherever they live (CPU or GPU);
+    distributed pretraining compares the ranks' digests at the end of a run.
+    """
+    digest = hashlib.sha256()
+    for name, value in model.state_dict().items():
+        tensor = value.detach().cpu()
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+        digest.update(tensor.reshape(-1).contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def build_model(config: TrainConfig, anchors: np.ndarray) -> S2EPolicyNet:

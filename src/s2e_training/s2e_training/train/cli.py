@@ -7,6 +7,12 @@ policy with AGDM on GNM folders (including ``s2e data collect`` output, 5 Hz; gi
 recordings (``--image-topic``/``--odom-topic``) or videos (``--poses``), writing checkpoints
 to ``runs/NAME/checkpoints/`` and TensorBoard scalars to ``runs/NAME/tensorboard/``
 (``tensorboard --logdir runs``). Ctrl-C writes a checkpoint; ``--resume`` continues from it.
+
+Several processes with DistributedDataParallel: the same command under torchrun,
+``torchrun --nproc_per_node=N -m s2e_policy.cli train pretrain ...`` (gloo on the CPU, one GPU
+per process with ``--device cuda``); ``batch_size`` stays the global batch, split over the
+processes. Every process prints its final line, prefixed ``[rank R/N]``, with the SHA-256 of
+its final weights (all equal).
 """
 
 from __future__ import annotations
@@ -86,6 +92,8 @@ def run_pretrain(args: argparse.Namespace) -> int:
                       device=args.device, progress=not args.no_progress)
     summary = ", ".join(f"{key} {result.last[key]:.4f}" for key in ("total", "ade_m")
                         if key in result.last)
-    print(f"{result.run_dir}: step {result.step}, checkpoint {result.checkpoint}"
-          + (f" (last step: {summary})" if summary else ""))
+    prefix = f"[rank {result.rank}/{result.world_size}] " if result.world_size > 1 else ""
+    print(f"{prefix}{result.run_dir}: step {result.step}, checkpoint {result.checkpoint}"
+          + (f" (last step: {summary})" if summary else "")
+          + f", parameters sha256 {result.digest}")
     return 0

@@ -21,6 +21,23 @@ the model, optimiser, step and the global torch generator states (used by dropou
 
 Ctrl-C (SIGINT) is deferred to the end of the current step: a checkpoint of that step is
 written, then :class:`KeyboardInterrupt` is raised.
+
+Several processes (``torchrun --nproc_per_node=N -m s2e_policy.cli train pretrain ...``):
+:func:`pretrain` reads torchrun's ``RANK``/``WORLD_SIZE``/``LOCAL_RANK``
+(:class:`DistributedContext`), joins the process group (gloo on the CPU, NCCL on CUDA, one GPU
+per ``LOCAL_RANK``) and wraps the network in ``DistributedDataParallel``. Every rank draws the
+same global batch of a step and trains on its contiguous shard of it
+(:meth:`StepBatchSampler.batch`); each rank's loss is scaled by its share of the global batch
+so that DDP's gradient average is the gradient of the global batch mean, whatever the world
+size (up to float rounding). The logged loss terms are global batch means. Rank 0 alone
+writes ``config.yaml``, checkpoints (between barriers), TensorBoard and the progress bar;
+Ctrl-C on any rank stops every rank after the same step; at the end the ranks compare
+:func:`parameter_digest` of their weights and fail loudly when they diverged.
+
+TensorBoard images: whenever a checkpoint is due (every ``checkpoint_every_steps`` and at the
+last step), rank 0 also logs ``predictions/top_modes`` (:func:`prediction_image`): the last
+context frame of the step's first sample with the top :data:`IMAGE_TOP_MODES` predicted
+trajectories drawn top-down in an inset.
 """
 
 from __future__ import annotations
@@ -29,15 +46,20 @@ import contextlib
 import dataclasses
 import logging
 import math
+import os
 import signal
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm import tqdm
 
@@ -57,6 +79,7 @@ from s2e_training.train.checkpoint import (
     build_model,
     checkpoint_path,
     latest_checkpoint,
+    parameter_digest,
     read_checkpoint,
     restore_rng_state,
     save_checkpoint,
@@ -70,6 +93,21 @@ TENSORBOARD_DIR = "tensorboard"
 CONFIG_FILE = "config.yaml"
 """The resolved training config, written into the run folder."""
 DEVICES = ("cpu", "cuda")
+DISTRIBUTED_BACKENDS = {"cpu": "gloo", "cuda": "nccl"}
+"""torch.distributed backend for each device type."""
+TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
+"""Environment variables torchrun sets in every worker process."""
+
+IMAGE_TAG = "predictions/top_modes"
+"""TensorBoard tag of the predicted-modes image."""
+IMAGE_TOP_MODES = 5
+"""Number of highest-scoring modes drawn in the predicted-modes image."""
+IMAGE_SIZE_IN = (4.0, 4.0)
+"""Width and height of the predicted-modes figure, inches (square, as the frames are)."""
+IMAGE_DPI = 80
+"""Resolution of the predicted-modes figure, dots per inch (so 320 x 320 pixels)."""
+IMAGE_INSET_BOUNDS = (0.55, 0.05, 0.42, 0.42)
+"""Top-down inset ``(left, bottom, width, height)`` as fractions of the figure."""
 
 # TensorBoard tag of each logged scalar (train_step result key -> tag).
 SCALAR_TAGS = {
@@ -93,12 +131,18 @@ class PretrainResult:
         step: optimiser steps done (over all sessions of the run).
         checkpoint: the checkpoint holding that step.
         last: the scalar terms of the last step run in this call (empty when none ran).
+        digest: :func:`parameter_digest` of the final weights (equal on every rank).
+        rank: this process's rank (0 outside torchrun).
+        world_size: number of training processes (1 outside torchrun).
     """
 
     run_dir: Path
     step: int
     checkpoint: Path
     last: dict[str, float]
+    digest: str = ""
+    rank: int = 0
+    world_size: int = 1
 
 
 def _lookahead_s(cfg: SampleConfig) -> float:
@@ -178,6 +222,108 @@ def fit_anchors(config: TrainConfig, trajectories: Sequence[Trajectory]) -> np.n
     )
 
 
+@dataclass(frozen=True)
+class DistributedContext:
+    """Where this process stands in a (torchrun) group; ``world_size == 1`` is a plain run.
+
+    Attributes:
+        rank: global rank, 0 .. world_size - 1 (rank 0 writes the run folder).
+        world_size: number of training processes.
+        local_rank: rank on this machine (picks the GPU under CUDA).
+    """
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    def __post_init__(self) -> None:
+        if self.world_size < 1 or not 0 <= self.rank < self.world_size or self.local_rank < 0:
+            raise S2EError(
+                f"torchrun environment: need WORLD_SIZE >= 1, 0 <= RANK < WORLD_SIZE and "
+                f"LOCAL_RANK >= 0, got RANK={self.rank}, WORLD_SIZE={self.world_size}, "
+                f"LOCAL_RANK={self.local_rank}"
+            )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> DistributedContext:
+        """The context torchrun describes in ``environ`` (default ``os.environ``).
+
+        Without ``WORLD_SIZE`` (not under torchrun) this is the single-process context.
+
+        Raises:
+            S2EError: some but not all of :data:`TORCHRUN_ENV` are set, or one is not an
+                integer or out of range.
+        """
+        environ = os.environ if environ is None else environ
+        present = [key for key in TORCHRUN_ENV if key in environ]
+        if not present:
+            return cls()
+        if len(present) != len(TORCHRUN_ENV):
+            missing = sorted(set(TORCHRUN_ENV) - set(present))
+            raise S2EError(
+                f"torchrun environment: {', '.join(present)} set but {', '.join(missing)} "
+                "missing; launch with torchrun (or set all of RANK, WORLD_SIZE, LOCAL_RANK)"
+            )
+        try:
+            values = {key.lower(): int(environ[key]) for key in TORCHRUN_ENV}
+        except ValueError as exc:
+            raise S2EError(f"torchrun environment: RANK, WORLD_SIZE and LOCAL_RANK must be "
+                           f"integers ({exc})") from exc
+        return cls(**values)
+
+    @property
+    def distributed(self) -> bool:
+        """More than one process trains."""
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0: the process that writes checkpoints, logs and the progress bar."""
+        return self.rank == 0
+
+    def shard(self, size: int) -> slice:
+        """The contiguous part of ``size`` items this rank takes (sizes differ by at most one)."""
+        base, extra = divmod(size, self.world_size)
+        start = self.rank * base + min(self.rank, extra)
+        return slice(start, start + base + (self.rank < extra))
+
+    def barrier(self) -> None:
+        """Wait for every rank (a no-op in a single-process run)."""
+        if self.distributed:
+            dist.barrier()
+
+    def any(self, flag: bool, device: torch.device) -> bool:
+        """Whether ``flag`` is set on any rank (``flag`` itself in a single-process run)."""
+        if not self.distributed:
+            return flag
+        value = torch.tensor([float(flag)], device=device)
+        dist.all_reduce(value, op=dist.ReduceOp.MAX)
+        return bool(value.item())
+
+    def batch_mean(
+        self, values: dict[str, float], count: int, device: torch.device
+    ) -> tuple[dict[str, float], int]:
+        """Global batch means of per-shard means ``values`` over ``count`` samples per rank.
+
+        Returns:
+            ``(means, total)``: the means weighted by each rank's sample count, and the global
+            sample count. A single-process run returns its inputs.
+        """
+        if not self.distributed:
+            return values, count
+        keys = sorted(values)
+        packed = torch.tensor([float(count)] + [count * values[k] for k in keys],
+                              dtype=torch.float64, device=device)
+        dist.all_reduce(packed)
+        total = round(packed[0].item())
+        sums = packed[1:].tolist()
+        return {key: value / total for key, value in zip(keys, sums, strict=True)}, total
+
+
+SINGLE_PROCESS = DistributedContext()
+"""The context of a run without torchrun."""
+
+
 class EpochKeyedDataset(Dataset):
     """A :class:`NavDataset` indexed by ``(epoch, item)`` keys, so workers need no epoch sync."""
 
@@ -199,17 +345,27 @@ class StepBatchSampler(Sampler[list[tuple[int, int]]]):
     Epoch ``e`` is the permutation ``default_rng((seed, e)).permutation(num_items)`` cut into
     ``steps_per_epoch = max(1, num_items // batch_size)`` batches (the remainder is dropped;
     with fewer items than ``batch_size`` a batch is the whole permutation). The batch of step
-    ``s`` therefore depends on ``(seed, s)`` only.
+    ``s`` therefore depends on ``(seed, s)`` only. Under several processes (``distributed``)
+    each rank yields its contiguous shard (:meth:`DistributedContext.shard`) of that global
+    batch, so the ranks together see exactly the batch a single process would.
     """
 
     def __init__(
-        self, num_items: int, batch_size: int, seed: int, start: int, stop: int
+        self, num_items: int, batch_size: int, seed: int, start: int, stop: int,
+        distributed: DistributedContext = SINGLE_PROCESS,
     ) -> None:
         if num_items < 1 or batch_size < 1 or not 0 <= start <= stop:
             raise S2EError(
                 f"StepBatchSampler: need num_items >= 1, batch_size >= 1, 0 <= start <= stop, "
                 f"got {num_items}, {batch_size}, {start}, {stop}"
             )
+        if min(num_items, batch_size) < distributed.world_size:
+            raise S2EError(
+                f"batch_size {batch_size} with {num_items} training samples cannot give each of "
+                f"{distributed.world_size} processes a sample: use batch_size >= the number of "
+                "processes (--nproc_per_node x nodes) and at least that many samples"
+            )
+        self.distributed = distributed
         self.num_items = num_items
         self.batch_size = batch_size
         self.seed = seed
@@ -220,12 +376,17 @@ class StepBatchSampler(Sampler[list[tuple[int, int]]]):
     def __len__(self) -> int:
         return self.stop - self.start
 
-    def batch(self, step: int) -> list[tuple[int, int]]:
-        """Keys of step ``step``'s batch."""
+    def global_batch(self, step: int) -> list[tuple[int, int]]:
+        """Keys of step ``step``'s whole batch (over all ranks)."""
         epoch, position = divmod(step, self.steps_per_epoch)
         order = np.random.default_rng((self.seed, epoch)).permutation(self.num_items)
         items = order[position * self.batch_size:(position + 1) * self.batch_size]
         return [(epoch, int(i)) for i in items]
+
+    def batch(self, step: int) -> list[tuple[int, int]]:
+        """Keys of this rank's shard of step ``step``'s batch (all of it in a plain run)."""
+        keys = self.global_batch(step)
+        return keys[self.distributed.shard(len(keys))]
 
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
         for step in range(self.start, self.stop):
@@ -245,22 +406,33 @@ def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.A
     )
 
 
+def unwrap(model: torch.nn.Module) -> S2EPolicyNet:
+    """The network inside a ``DistributedDataParallel`` wrapper (or ``model`` itself)."""
+    return model.module if isinstance(model, DistributedDataParallel) else model
+
+
 def train_step(
-    model: S2EPolicyNet,
+    model: S2EPolicyNet | DistributedDataParallel,
     optimizer: torch.optim.Optimizer,
     batch: dict[str, Any],
     config: TrainConfig,
     device: torch.device | str = "cpu",
+    distributed: DistributedContext = SINGLE_PROCESS,
 ) -> dict[str, float]:
     """One optimiser step of AGDM on a collated batch.
 
+    Under several processes ``model`` is DDP-wrapped, ``batch`` is this rank's shard, the
+    loss is scaled by ``world_size * shard / global batch`` so that DDP's gradient average
+    equals the gradient of the global batch mean, and the returned terms are global means.
+
     Args:
-        model: the network (in train mode).
+        model: the network (in train mode), DDP-wrapped when ``distributed``.
         optimizer: its optimiser.
         batch: from :func:`s2e_training.data.collate`: ``context`` (B, T, 3, S, S) float32 in
             [0, 1], ``goal`` (B, 3), ``waypoints`` (B, W, 3) metres/radians (robot frame).
         config: gives the loss weights and the gradient clip.
         device: where the model lives.
+        distributed: this process's place in the group.
 
     Returns:
         The loss terms (``total nll score traj speed ade_m``), ``mode_entropy`` (nats) and
@@ -273,17 +445,81 @@ def train_step(
     goal = batch["goal"].to(device, non_blocking=True)
     target = batch["waypoints"].to(device, non_blocking=True)
     output = model(frames, goal)
-    terms = agdm_loss(output, target, model.anchors, config.model, config.loss)
+    terms = agdm_loss(output, target, unwrap(model).anchors, config.model, config.loss)
     values = terms.as_floats()
+    values["mode_entropy"] = float(mode_entropy(output.scores.detach()))
+    count = int(frames.shape[0])
+    # Every rank sees the global total, so a non-finite loss stops all ranks alike.
+    values, total_count = distributed.batch_mean(values, count, frames.device)
     if not math.isfinite(values["total"]):
         raise S2EError(f"training loss is not finite ({values}); lower optim.lr")
     optimizer.zero_grad(set_to_none=True)
-    terms.total.backward()
+    loss = terms.total
+    if distributed.distributed:
+        loss = loss * (distributed.world_size * count / total_count)
+    loss.backward()
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.optim.grad_clip_norm)
     optimizer.step()
-    values["mode_entropy"] = float(mode_entropy(output.scores.detach()))
     values["grad_norm"] = float(grad_norm)
     return values
+
+
+@torch.no_grad()
+def prediction_image(
+    model: S2EPolicyNet, batch: dict[str, Any], device: torch.device | str = "cpu",
+    top_modes: int = IMAGE_TOP_MODES,
+) -> np.ndarray:
+    """Picture of the network's predictions for the first sample of ``batch``.
+
+    The last context frame fills the figure; a top-down inset (robot frame, REP-103: x
+    forward drawn up, y left drawn left, metres) shows the ``top_modes`` highest-scoring
+    predicted trajectories (line width and opacity grow with the mode probability) and the
+    ground-truth waypoints. The network runs in eval mode (no dropout, no gradients, no global
+    RNG draws) and is put back in the mode it was in.
+
+    Args:
+        model: the (unwrapped) network.
+        batch: a collated batch (``context`` (B, T, 3, S, S) float32 in [0, 1], ``goal``
+            (B, 3), ``waypoints`` (B, W, 3) metres/radians).
+        device: where the model lives.
+        top_modes: how many modes to draw (at most K).
+
+    Returns:
+        uint8 ``(H, W, 3)`` RGB image (``IMAGE_SIZE_IN * IMAGE_DPI`` pixels).
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        output = model(batch["context"][:1].to(device), batch["goal"][:1].to(device))
+    finally:
+        model.train(was_training)
+    probabilities = torch.softmax(output.scores[0], dim=-1).cpu().numpy()
+    trajectories = output.traj_m[0, :, :, :2].cpu().numpy()
+    truth = batch["waypoints"][0, :, :2].cpu().numpy()
+    frame = batch["context"][0, -1].permute(1, 2, 0).clamp(0.0, 1.0).cpu().numpy()
+
+    figure = Figure(figsize=IMAGE_SIZE_IN, dpi=IMAGE_DPI)
+    canvas = FigureCanvasAgg(figure)
+    image_axes = figure.add_axes((0.0, 0.0, 1.0, 1.0))
+    image_axes.imshow(frame, interpolation="nearest")
+    image_axes.set_axis_off()
+    inset = figure.add_axes(IMAGE_INSET_BOUNDS)
+    inset.set_facecolor("white")
+    order = np.argsort(-probabilities)[:top_modes]
+    for rank, mode in enumerate(order):
+        p = float(probabilities[mode])
+        xy = np.concatenate([np.zeros((1, 2)), trajectories[mode]])  # from the robot
+        inset.plot(-xy[:, 1], xy[:, 0], marker=".", linewidth=1.0 + 3.0 * p,
+                   alpha=0.35 + 0.65 * p, label=f"#{rank + 1} p={p:.2f}")
+    xy = np.concatenate([np.zeros((1, 2)), truth])
+    inset.plot(-xy[:, 1], xy[:, 0], "k--", linewidth=1.5, label="truth")
+    inset.plot([0.0], [0.0], "k^")
+    inset.set_aspect("equal", adjustable="datalim")
+    inset.tick_params(labelsize="xx-small")
+    inset.set_title("top-down, m (x forward up, y left)", fontsize="xx-small")
+    inset.legend(fontsize="xx-small", loc="best", framealpha=0.5)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
 
 
 @contextlib.contextmanager
@@ -330,12 +566,58 @@ def _config_differences(a: TrainConfig, b: TrainConfig) -> list[str]:
     return [k for k in keys if k != "steps" and flat_a.get(k) != flat_b.get(k)]
 
 
-def _resolve_device(device: str) -> torch.device:
+def _resolve_device(device: str, distributed: DistributedContext) -> torch.device:
+    """The torch device; under CUDA each local rank gets GPU ``LOCAL_RANK``."""
     if device not in DEVICES:
         raise S2EError(f"--device must be one of {DEVICES}, got {device!r}")
-    if device == "cuda" and not torch.cuda.is_available():
+    if device == "cpu":
+        return torch.device(device)
+    if not torch.cuda.is_available():
         raise S2EError("--device cuda: torch sees no CUDA device (use --device cpu)")
-    return torch.device(device)
+    if not distributed.distributed:
+        return torch.device(device)
+    if distributed.local_rank >= torch.cuda.device_count():
+        raise S2EError(
+            f"--device cuda: LOCAL_RANK {distributed.local_rank} but only "
+            f"{torch.cuda.device_count()} GPU(s) visible; use --nproc_per_node <= the GPU count"
+        )
+    torch.cuda.set_device(distributed.local_rank)
+    return torch.device("cuda", distributed.local_rank)
+
+
+@contextlib.contextmanager
+def process_group(distributed: DistributedContext, device: torch.device) -> Iterator[None]:
+    """Join torchrun's process group for the block (nothing to do in a single-process run).
+
+    The group is initialised from the environment (``MASTER_ADDR``/``MASTER_PORT`` set by
+    torchrun) with :data:`DISTRIBUTED_BACKENDS` ``[device.type]`` and destroyed afterwards; a
+    group the caller already initialised is used as it is and left alone.
+    """
+    if not distributed.distributed or dist.is_initialized():
+        yield
+        return
+    dist.init_process_group(
+        backend=DISTRIBUTED_BACKENDS[device.type], rank=distributed.rank,
+        world_size=distributed.world_size,
+        device_id=device if device.type == "cuda" else None,
+    )
+    try:
+        yield
+    finally:
+        dist.destroy_process_group()
+
+
+def _check_ranks_agree(digest: str, distributed: DistributedContext) -> None:
+    """Raise when the ranks' final weights differ (DDP went out of sync)."""
+    if not distributed.distributed:
+        return
+    digests: list[str | None] = [None] * distributed.world_size
+    dist.all_gather_object(digests, digest)
+    if len(set(digests)) != 1:
+        raise S2EError(
+            f"distributed training diverged: the ranks' final weights differ (sha256 per rank: "
+            f"{', '.join(str(d)[:12] for d in digests)})"
+        )
 
 
 def _resume_state(
@@ -376,6 +658,9 @@ def pretrain(
 ) -> PretrainResult:
     """Pretrain the S2E policy with AGDM (see the module docstring).
 
+    Under torchrun (``RANK``/``WORLD_SIZE``/``LOCAL_RANK`` set) every rank calls this with
+    the same arguments; it joins the process group for the run and leaves it at the end.
+
     Args:
         config: the run's configuration. On resume it must equal the checkpoint's apart from
             ``steps``.
@@ -383,8 +668,8 @@ def pretrain(
         run_dir: run folder (``config.yaml``, ``checkpoints/``, ``tensorboard/``).
         resume: continue from the latest checkpoint in ``run_dir``.
         steps: total steps of the run, overriding ``config.steps`` (e.g. to extend a run).
-        device: ``cpu`` or ``cuda``.
-        progress: show a tqdm progress bar.
+        device: ``cpu`` or ``cuda`` (under torchrun: GPU ``LOCAL_RANK``).
+        progress: show a tqdm progress bar (rank 0 only).
 
     Returns:
         :class:`PretrainResult`.
@@ -392,12 +677,30 @@ def pretrain(
     Raises:
         S2EError: data too short, k-means without enough samples, ``run_dir`` already
             trained without ``resume`` (or nothing to resume), a config that differs from the
-            checkpoint's, a corrupt checkpoint, non-finite loss.
+            checkpoint's, a corrupt checkpoint, non-finite loss, a bad torchrun environment,
+            fewer samples per step than processes, ranks that diverged.
         KeyboardInterrupt: after Ctrl-C, once the checkpoint of the last finished step is
             written.
     """
-    run_dir = Path(run_dir)
-    torch_device = _resolve_device(device)
+    distributed = DistributedContext.from_env()
+    torch_device = _resolve_device(device, distributed)
+    with process_group(distributed, torch_device):
+        return _pretrain(config, trajectories, Path(run_dir), resume=resume, steps=steps,
+                         device=torch_device, progress=progress, distributed=distributed)
+
+
+def _pretrain(
+    config: TrainConfig,
+    trajectories: Sequence[Trajectory],
+    run_dir: Path,
+    *,
+    resume: bool,
+    steps: int | None,
+    device: torch.device,
+    progress: bool,
+    distributed: DistributedContext,
+) -> PretrainResult:
+    """:func:`pretrain` inside its process group (arguments as there, ``device`` resolved)."""
     if steps is not None:
         if steps < 1:
             raise S2EError(f"--steps must be >= 1, got {steps}")
@@ -416,77 +719,89 @@ def pretrain(
         anchors = fit_anchors(config, trajectories)
     else:
         anchors = state["anchors"]
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / CONFIG_FILE).write_text(config.to_yaml(), encoding="utf-8")
+    dataset = NavDataset(
+        trajectories, config.data, augment_config=config.augment, seed=config.seed
+    )
+    start = 0 if state is None else int(state["step"])
+    sampler = StepBatchSampler(len(dataset), config.batch_size, config.seed, start,
+                               max(start, config.steps), distributed)
+    # Every rank has read the run folder (above) before rank 0 writes to it.
+    distributed.barrier()
+    if distributed.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / CONFIG_FILE).write_text(config.to_yaml(), encoding="utf-8")
 
-    model = build_model(config, anchors).to(torch_device)
+    model = build_model(config, anchors).to(device)
     optimizer = make_optimizer(model, config)
-    start = 0
     if state is None:
         torch.manual_seed(config.seed)
     else:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         restore_rng_state(state["rng"])
-        start = int(state["step"])
     if start >= config.steps:
         assert latest is not None  # start > 0 only when resuming from a checkpoint
         LOG.info("%s: already at step %d of %d, nothing to do", run_dir, start, config.steps)
-        return PretrainResult(run_dir, start, latest, {})
+        return PretrainResult(run_dir, start, latest, {}, parameter_digest(model),
+                              distributed.rank, distributed.world_size)
+    trained: S2EPolicyNet | DistributedDataParallel = model
+    if distributed.distributed:
+        trained = DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
 
-    dataset = NavDataset(
-        trajectories, config.data, augment_config=config.augment, seed=config.seed
-    )
     if len(dataset) < config.batch_size:
         LOG.warning("only %d samples for batch_size %d: every batch is the whole dataset",
                     len(dataset), config.batch_size)
-    sampler = StepBatchSampler(len(dataset), config.batch_size, config.seed, start, config.steps)
     loader = DataLoader(
         EpochKeyedDataset(dataset),
         batch_sampler=sampler,
         num_workers=config.num_workers,
         collate_fn=collate,
-        pin_memory=torch_device.type == "cuda",
+        pin_memory=device.type == "cuda",
         worker_init_fn=ignore_sigint,
         generator=torch.Generator().manual_seed(config.seed),
     )
-    LOG.info("%s: %d samples from %d trajectories, steps %d -> %d on %s", run_dir, num_samples,
-             len(trajectories), start, config.steps, torch_device)
+    if distributed.is_main:
+        LOG.info("%s: %d samples from %d trajectories, steps %d -> %d on %s x %d", run_dir,
+                 num_samples, len(trajectories), start, config.steps, device,
+                 distributed.world_size)
 
-    try:  # imported here: loading a checkpoint (ONNX export) must not need tensorboard
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError as exc:
-        raise S2EError(
-            f"TensorBoard logging needs the tensorboard package ({exc}): pip install tensorboard"
-        ) from exc
-
-    # Scalars are logged at the number of steps done; drop whatever an earlier session logged
-    # after the step this one starts from, so the curve continues from the checkpoint.
-    writer = SummaryWriter(log_dir=str(run_dir / TENSORBOARD_DIR), purge_step=start + 1)
+    writer = _summary_writer(run_dir, start) if distributed.is_main else None
     step, saved_step = start, start
     last: dict[str, float] = {}
     saved = latest
 
     def checkpoint() -> Path:
-        return save_checkpoint(checkpoint_path(run_dir, step), model=model, optimizer=optimizer,
-                               step=step, config=config, anchors=anchors, data=data_summary)
+        path = checkpoint_path(run_dir, step)
+        distributed.barrier()
+        if distributed.is_main:
+            save_checkpoint(path, model=model, optimizer=optimizer, step=step, config=config,
+                            anchors=anchors, data=data_summary)
+        distributed.barrier()  # no rank goes on before the checkpoint exists
+        return path
 
-    model.train()
+    trained.train()
     bar = tqdm(total=config.steps, initial=start, desc="pretrain", unit="step",
-               disable=not progress, dynamic_ncols=True)
+               disable=not (progress and distributed.is_main), dynamic_ncols=True)
     try:
         with deferred_sigint() as interrupted:
             for batch in loader:
-                last = train_step(model, optimizer, batch, config, torch_device)
+                last = train_step(trained, optimizer, batch, config, device, distributed)
                 step += 1
                 bar.update(1)
                 bar.set_postfix(loss=f"{last['total']:.3f}", min_ade_m=f"{last['ade_m']:.3f}")
-                if step % config.log_every_steps == 0 or step == config.steps:
-                    for key, tag in SCALAR_TAGS.items():
-                        writer.add_scalar(tag, last[key], step)
-                if step % config.checkpoint_every_steps == 0:
+                checkpoint_due = step % config.checkpoint_every_steps == 0
+                if writer is not None:
+                    if step % config.log_every_steps == 0 or step == config.steps:
+                        for key, tag in SCALAR_TAGS.items():
+                            writer.add_scalar(tag, last[key], step)
+                    if checkpoint_due or step == config.steps:
+                        writer.add_image(IMAGE_TAG, prediction_image(model, batch, device), step,
+                                         dataformats="HWC")
+                if checkpoint_due:
                     saved, saved_step = checkpoint(), step
-                if interrupted.is_set():
+                if distributed.any(interrupted.is_set(), device):
                     if saved_step != step:
                         saved, saved_step = checkpoint(), step
                     LOG.warning("interrupted at step %d; checkpoint %s", step, saved)
@@ -495,7 +810,27 @@ def pretrain(
                 saved, saved_step = checkpoint(), step
     finally:
         bar.close()
-        writer.close()
-    LOG.info("%s: finished at step %d, checkpoint %s", run_dir, step, saved)
+        if writer is not None:
+            writer.close()
+    digest = parameter_digest(model)
+    _check_ranks_agree(digest, distributed)
+    if distributed.is_main:
+        LOG.info("%s: finished at step %d, checkpoint %s", run_dir, step, saved)
     assert saved is not None  # at least one step ran, and the loop ends with a checkpoint
-    return PretrainResult(run_dir, step, saved, last)
+    return PretrainResult(run_dir, step, saved, last, digest, distributed.rank,
+                          distributed.world_size)
+
+
+def _summary_writer(run_dir: Path, start: int) -> Any:
+    """A TensorBoard ``SummaryWriter`` for ``<run_dir>/tensorboard`` continuing at ``start``.
+
+    Scalars are logged at the number of steps done; whatever an earlier session logged after
+    ``start`` is dropped, so the curve continues from the checkpoint.
+    """
+    try:  # imported here: loading a checkpoint (ONNX export) must not need tensorboard
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as exc:
+        raise S2EError(
+            f"TensorBoard logging needs the tensorboard package ({exc}): pip install tensorboard"
+        ) from exc
+    return SummaryWriter(log_dir=str(run_dir / TENSORBOARD_DIR), purge_step=start + 1)
