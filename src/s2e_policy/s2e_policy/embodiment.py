@@ -21,9 +21,8 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
 from s2e_policy.errors import S2EError
+from s2e_policy.yaml_files import parse_yaml
 
 EMBODIMENT_KINDS = ("diff_drive", "holonomic_legged")
 EMBODIMENT_SUFFIX = ".yaml"
@@ -240,8 +239,4 @@ def load_embodiment(name_or_path: str | Path) -> Embodiment:
             f"s2e_policy/embodiments/{text}{EMBODIMENT_SUFFIX}",
             resource.read_text(encoding="utf-8"),
         )
-    try:
-        data = yaml.safe_load(content)
-    except yaml.YAMLError as exc:
-        raise EmbodimentError(f"{source}: not valid YAML ({exc})") from exc
-    return embodiment_from_dict(data, source)
+    return embodiment_from_dict(parse_yaml(content, source, EmbodimentError), source)

@@ -162,7 +162,7 @@ def test_rotation_as_matrix_or_quaternion(tmp_path: Path) -> None:
         ("rotation: [1, 2]\n", "3 x 3 matrix or a [w, x, y, z]"),
         ("name: [a]\n", "'name' must be a string"),
         ("- just\n- a list\n", "must be a mapping"),
-        ("scale: [unclosed\n", "invalid YAML"),
+        ("scale: [unclosed\n", "not valid YAML"),
     ],
 )
 def test_bad_yaml_names_file_and_key(tmp_path: Path, text: str, expected: str) -> None:

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from s2e_policy.yaml_files import read_yaml
 from s2e_sim_bridge.scene.gaussians import SceneFormatError
 from s2e_sim_bridge.scene.info import SceneAlignment, SceneInfo
 from s2e_sim_bridge.scene.transform import check_rotation, quats_to_rotmats
@@ -168,15 +169,7 @@ def parse_scene_yaml(raw: object, path: Path) -> SceneConfig:
 def load_scene_yaml(path: str | Path) -> SceneConfig:
     """Read and validate a scene YAML file (errors name the file and the key)."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SceneFormatError(f"{path}: cannot read scene YAML ({exc})") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise SceneFormatError(f"{path}: invalid YAML ({exc})".replace("\n", " ")) from None
-    return parse_scene_yaml(raw, path)
+    return parse_scene_yaml(read_yaml(path, "scene YAML", SceneFormatError), path)
 
 
 def scene_yaml_dict(info: SceneInfo) -> dict:

@@ -21,9 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
-
 from s2e_policy.errors import S2EError
+from s2e_policy.yaml_files import read_yaml
 from s2e_training.model.anchors import DEFAULT_MAX_HEADING_RAD, DEFAULT_MAX_TURN_RAD
 
 ENCODER_KINDS = ("cnn", "vit", "timm")
@@ -142,15 +141,7 @@ class ModelConfig:
     @classmethod
     def from_yaml(cls, path: str | Path) -> ModelConfig:
         """Load a config from a YAML file (see :meth:`from_dict`)."""
-        path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ModelConfigError(f"{path}: cannot read model config ({exc})") from exc
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ModelConfigError(f"{path}: not valid YAML ({exc})") from exc
+        data = read_yaml(path, "model config", ModelConfigError)
         return cls.from_dict(data if data is not None else {}, source=str(path))
 
     def to_dict(self) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from typing import Any
 import yaml
 
 from s2e_policy.errors import S2EError
+from s2e_policy.yaml_files import read_yaml
 from s2e_training.data.augment import AugmentConfig
 from s2e_training.data.sample import SampleConfig
 from s2e_training.losses import AGDMLossConfig
@@ -193,15 +194,7 @@ class TrainConfig:
     @classmethod
     def from_yaml(cls, path: str | Path) -> TrainConfig:
         """Load a config from a YAML file (see :meth:`from_dict`)."""
-        path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise TrainConfigError(f"{path}: cannot read training config ({exc})") from exc
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise TrainConfigError(f"{path}: not valid YAML ({exc})") from exc
+        data = read_yaml(path, "training config", TrainConfigError)
         return cls.from_dict(data if data is not None else {}, source=str(path))
 
     def to_dict(self) -> dict[str, Any]:
