@@ -45,6 +45,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="continue from the run folder's latest checkpoint")
     run.add_argument("--steps", type=int, help="total steps (overrides the config's steps)")
     run.add_argument("--device", choices=DEVICES, default="cpu", help="torch device")
+    run.add_argument("--no-amp", action="store_true",
+                     help="train in float32 on CUDA too (default: bfloat16 autocast on GPUs "
+                          "that support it; CPU always trains in float32)")
     run.add_argument("--rate-hz", type=float, action="append",
                      help="GNM: frame rate, Hz; once for every --data, or once per --data in "
                           "the same order (e.g. 5 for `s2e data collect` output)")
@@ -89,7 +92,8 @@ def run_pretrain(args: argparse.Namespace) -> int:
     if len(report):
         print(report.summary())
     result = pretrain(config, trajectories, args.out, resume=args.resume, steps=args.steps,
-                      device=args.device, progress=not args.no_progress)
+                      device=args.device, progress=not args.no_progress,
+                      mixed_precision=not args.no_amp)
     summary = ", ".join(f"{key} {result.last[key]:.4f}" for key in ("total", "ade_m")
                         if key in result.last)
     prefix = f"[rank {result.rank}/{result.world_size}] " if result.world_size > 1 else ""

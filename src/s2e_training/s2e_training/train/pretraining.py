@@ -418,6 +418,7 @@ def train_step(
     config: TrainConfig,
     device: torch.device | str = "cpu",
     distributed: DistributedContext = SINGLE_PROCESS,
+    mixed_precision: bool = False,
 ) -> dict[str, float]:
     """One optimiser step of AGDM on a collated batch.
 
@@ -433,6 +434,8 @@ def train_step(
         config: gives the loss weights and the gradient clip.
         device: where the model lives.
         distributed: this process's place in the group.
+        mixed_precision: run the forward pass and loss under bfloat16 autocast (CUDA only;
+            bfloat16 keeps float32's range, so no loss scaling is needed).
 
     Returns:
         The loss terms (``total nll score traj speed ade_m``), ``mode_entropy`` (nats) and
@@ -444,8 +447,10 @@ def train_step(
     frames = batch["context"].to(device, non_blocking=True)
     goal = batch["goal"].to(device, non_blocking=True)
     target = batch["waypoints"].to(device, non_blocking=True)
-    output = model(frames, goal)
-    terms = agdm_loss(output, target, unwrap(model).anchors, config.model, config.loss)
+    with torch.autocast(device_type="cuda", dtype=torch.bfloat16,
+                        enabled=mixed_precision and frames.device.type == "cuda"):
+        output = model(frames, goal)
+        terms = agdm_loss(output, target, unwrap(model).anchors, config.model, config.loss)
     values = terms.as_floats()
     values["mode_entropy"] = float(mode_entropy(output.scores.detach()))
     count = int(frames.shape[0])
@@ -655,6 +660,7 @@ def pretrain(
     steps: int | None = None,
     device: str = "cpu",
     progress: bool = True,
+    mixed_precision: bool = True,
 ) -> PretrainResult:
     """Pretrain the S2E policy with AGDM (see the module docstring).
 
@@ -670,6 +676,8 @@ def pretrain(
         steps: total steps of the run, overriding ``config.steps`` (e.g. to extend a run).
         device: ``cpu`` or ``cuda`` (under torchrun: GPU ``LOCAL_RANK``).
         progress: show a tqdm progress bar (rank 0 only).
+        mixed_precision: bfloat16 autocast where available (CUDA devices with bfloat16
+            support); CPU runs always train in float32.
 
     Returns:
         :class:`PretrainResult`.
@@ -685,8 +693,11 @@ def pretrain(
     distributed = DistributedContext.from_env()
     torch_device = _resolve_device(device, distributed)
     with process_group(distributed, torch_device):
+        amp = (mixed_precision and torch_device.type == "cuda"
+               and torch.cuda.is_bf16_supported())
         return _pretrain(config, trajectories, Path(run_dir), resume=resume, steps=steps,
-                         device=torch_device, progress=progress, distributed=distributed)
+                         device=torch_device, progress=progress, distributed=distributed,
+                         amp=amp)
 
 
 def _pretrain(
@@ -699,8 +710,13 @@ def _pretrain(
     device: torch.device,
     progress: bool,
     distributed: DistributedContext,
+    amp: bool,
 ) -> PretrainResult:
-    """:func:`pretrain` inside its process group (arguments as there, ``device`` resolved)."""
+    """:func:`pretrain` inside its process group.
+
+    Arguments as there, with ``device`` resolved and ``amp`` true when bfloat16 autocast is
+    on.
+    """
     if steps is not None:
         if steps < 1:
             raise S2EError(f"--steps must be >= 1, got {steps}")
@@ -787,7 +803,8 @@ def _pretrain(
     try:
         with deferred_sigint() as interrupted:
             for batch in loader:
-                last = train_step(trained, optimizer, batch, config, device, distributed)
+                last = train_step(trained, optimizer, batch, config, device, distributed,
+                                  mixed_precision=amp)
                 step += 1
                 bar.update(1)
                 bar.set_postfix(loss=f"{last['total']:.3f}", min_ade_m=f"{last['ade_m']:.3f}")
