@@ -75,7 +75,6 @@ def run(args: argparse.Namespace) -> int:
                 for name in dict.fromkeys(names)]
     per_task: dict[str, dict] = {}
     pictures: list[Path] = []
-    trajectories = report.load_trajectories(out)
     for ep_set in sets:
         result = run_episode_set(sim, ep_set, agent, out, num_videos=args.videos,
                                  progress=not args.no_progress)

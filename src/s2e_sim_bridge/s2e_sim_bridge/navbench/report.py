@@ -5,7 +5,7 @@ Everything a run writes lives in its output folder::
     runs/NAME/
       episodes.json          the episode set (re-run it with --episodes-file)
       episodes.csv           one row per finished episode (a resumed run appends)
-      trajectories.npz       poses of every finished episode
+      trajectories/<id>.npy  poses (T, 3) of every finished episode
       metrics.json           aggregated figures per task (mean and standard error)
       trajectories_<task>.png  top-down trajectories over the occupancy map
       episode_<id>.gif       camera + top-down video of selected episodes
@@ -27,7 +27,7 @@ from s2e_sim_bridge.navbench.metrics import EpisodeMetrics
 from s2e_sim_bridge.world.occupancy import OccupancyMap
 
 CSV_NAME = "episodes.csv"
-TRAJECTORIES_NAME = "trajectories.npz"
+TRAJECTORIES_DIR = "trajectories"
 # Video: frames per second of the GIF, camera upscale factor, top-down map height (px).
 VIDEO_FPS = 5
 VIDEO_CAMERA_SCALE = 2
@@ -67,7 +67,7 @@ def read_finished(out_dir: Path) -> list[EpisodeMetrics]:
 
 
 def append_episode(out_dir: Path, metrics: EpisodeMetrics, poses: np.ndarray) -> None:
-    """Append one finished episode to the CSV and the trajectory archive."""
+    """Append one finished episode to the CSV and write its poses (one file per episode)."""
     path = out_dir / CSV_NAME
     new = not path.is_file()
     with path.open("a", newline="") as fh:
@@ -75,18 +75,18 @@ def append_episode(out_dir: Path, metrics: EpisodeMetrics, poses: np.ndarray) ->
         if new:
             writer.writeheader()
         writer.writerow(metrics.as_row())
-    archive = out_dir / TRAJECTORIES_NAME
-    stored = dict(np.load(archive)) if archive.is_file() else {}
-    stored[metrics.episode_id] = np.asarray(poses, dtype=np.float64)
-    tmp = out_dir / (TRAJECTORIES_NAME + ".tmp.npz")
-    np.savez_compressed(tmp, **stored)
-    tmp.replace(archive)
+    folder = out_dir / TRAJECTORIES_DIR
+    folder.mkdir(exist_ok=True)
+    tmp = folder / f"{metrics.episode_id}.tmp.npy"
+    np.save(tmp, np.asarray(poses, dtype=np.float64))
+    tmp.replace(folder / f"{metrics.episode_id}.npy")
 
 
 def load_trajectories(out_dir: Path) -> dict[str, np.ndarray]:
     """Poses ``(T, 3)`` of every finished episode by id."""
-    archive = out_dir / TRAJECTORIES_NAME
-    return dict(np.load(archive)) if archive.is_file() else {}
+    return {path.stem: np.load(path)
+            for path in sorted((out_dir / TRAJECTORIES_DIR).glob("*.npy"))
+            if not path.stem.endswith(".tmp")}
 
 
 def results_table(per_task: dict[str, dict], title: str) -> str:
