@@ -24,8 +24,17 @@ setup(
         "pillow==11.3.0",
         "transforms3d==0.4.2",
         "rosbags==0.10.11",
+        "onnxruntime==1.23.2",
     ],
-    extras_require={"test": ["pytest==8.4.2"]},
+    extras_require={
+        # onnx builds the test policies (onnx.helper); the runtime itself never imports it.
+        "test": ["pytest==8.4.2", "onnx==1.19.1"],
+        # CUDA/TensorRT providers. The GPU wheel provides the same `onnxruntime` module:
+        # uninstall the CPU wheel after installing this extra (`pip uninstall onnxruntime`).
+        "gpu": ["onnxruntime-gpu==1.23.2"],
+        # ROS 2 wire adapter for machines without ROS (s2e_policy.ros.dds).
+        "dds": ["cyclonedds==11.0.1"],
+    },
     zip_safe=True,
     maintainer="S2E maintainers",
     maintainer_email="maintainers@s2e-nav.dev",

@@ -1,9 +1,13 @@
-"""Reference agents of NavBench-GS: the privileged ``expert`` and the blind ``straight``.
+"""Agents of NavBench-GS: the privileged ``expert``, the blind ``straight`` and ONNX policies.
 
 - ``expert``: follows the geodesic shortest path to the goal (planned on the episode's
   collision world, obstacles included) with pure pursuit at the embodiment's nominal speed,
   and yields to pedestrians ahead. It reads privileged state, so it is an upper bound.
 - ``straight``: turns towards the goal and drives at it, ignoring everything: a lower bound.
+- a path ending in ``.onnx``: :class:`OnnxAgent` runs the exported policy through the onboard
+  runtime (:class:`s2e_policy.runtime.Pilot`: frame buffer, navigator, safety core), fed with
+  the simulated camera frames, odometry pose and goal at their sim timestamps, exactly as
+  the ROS policy node feeds it on a robot.
 
 Agents implement ``reset(sim, obs)`` and ``act(obs) -> (vx, vy, wz)``; ``needs_images``
 tells the runner whether to render the camera for them.
@@ -11,7 +15,9 @@ tells the runner whether to render the camera for them.
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -19,6 +25,14 @@ import numpy as np
 from s2e_policy.controller import VelocityLimiter, pure_pursuit_command
 from s2e_policy.errors import S2EError
 from s2e_policy.geometry import world_to_robot
+from s2e_policy.runtime import (
+    NavigatorConfig,
+    Pilot,
+    PilotOutput,
+    PolicyRuntime,
+    SafetyConfig,
+)
+from s2e_policy.runtime.frames import NS_PER_S
 from s2e_sim_bridge.navbench.sim import NavBenchSim, Observation
 from s2e_sim_bridge.world.geodesics import geodesic_field
 
@@ -38,6 +52,10 @@ EXPERT_TURN_IN_PLACE_RAD = math.radians(45.0)
 PATH_STEP_M = 0.25
 # Straight: heading error (rad) above which it turns on the spot.
 STRAIGHT_TURN_IN_PLACE_RAD = math.radians(30.0)
+# ONNX agent: the runtime's goal-reached stop, as a fraction of the task's success radius
+# (the simulator ends the episode at that radius first; the stop is only a backstop).
+ONNX_GOAL_TOLERANCE_FRACTION = 0.5
+ONNX_SUFFIX = ".onnx"
 
 
 class NavAgent(Protocol):
@@ -142,12 +160,94 @@ class StraightAgent:
         return self.limiter(np.array([vx, 0.0, wz]), dt)
 
 
+class OnnxAgent:
+    """An exported ONNX policy in the loop, through the onboard runtime.
+
+    Each control step feeds the camera frame, the odometry pose (the simulator's true pose)
+    and the goal, stamped with the simulation time, into a :class:`~s2e_policy.runtime.Pilot`
+    and returns its command: zero (with reasons in :attr:`last`) until the context frames
+    span the contract's window, the policy's limited command afterwards.
+
+    The camera renders at ``SimConfig.render_width_px`` and the runtime centre-crops and
+    resizes every frame to the contract's image size, so any width works; a width whose
+    rendered height equals the contract's image size (e.g. 128 px for a 4:3 camera and the
+    96 px ``small`` preset) needs no resampling at all.
+
+    Args:
+        path: the ``.onnx`` file.
+        providers: ONNX Runtime execution providers (default: TensorRT -> CUDA -> CPU).
+        navigator: controller and mode-selection settings.
+        safety: watchdog settings; its goal tolerance is capped per episode at
+            :data:`ONNX_GOAL_TOLERANCE_FRACTION` of the task's success radius.
+
+    Raises:
+        S2EError: the file is missing, not a policy, or breaks its contract.
+    """
+
+    needs_images = True
+
+    def __init__(self, path: str | Path, providers: list[str] | None = None,
+                 navigator: NavigatorConfig | None = None,
+                 safety: SafetyConfig | None = None) -> None:
+        self.path = Path(path)
+        self.name = self.path.name
+        self.runtime = PolicyRuntime.from_file(self.path, providers=providers)
+        self.navigator_config = navigator
+        self.safety_config = safety or SafetyConfig()
+        self.last: PilotOutput | None = None
+
+    def reset(self, sim: NavBenchSim, obs: Observation) -> None:
+        """A fresh pilot (empty frame buffer, no e-stop) for the episode; feed the first frame.
+
+        Raises:
+            S2EError: the simulator renders no images, or its camera rate is too low to
+                fill the policy's context (frames farther apart than the buffer tolerates).
+        """
+        contract = self.runtime.contract
+        tolerance = min(self.safety_config.goal_tolerance_m,
+                        ONNX_GOAL_TOLERANCE_FRACTION * sim.task.goal_radius_m)
+        safety = dataclasses.replace(self.safety_config, goal_tolerance_m=tolerance)
+        self.pilot = Pilot(self.runtime, sim.embodiment, self.navigator_config, safety)
+        frame_gap_s = sim.config.control_period_s
+        if frame_gap_s / 2.0 > self.pilot.frames.tolerance_s:
+            raise S2EError(
+                f"{self.path}: the simulator's camera runs at {sim.config.control_rate_hz:g} "
+                f"Hz, slower than the policy's {contract.frame_rate_hz:g} Hz context; raise "
+                "SimConfig.control_rate_hz"
+            )
+        self.last = None
+        self._observe(obs)
+
+    def act(self, obs: Observation) -> np.ndarray:
+        """Feed the new observation and return the pilot's command ``(vx, vy, wz)``."""
+        now_ns = self._observe(obs)
+        self.last = self.pilot.step(now_ns)
+        return self.last.command
+
+    def _observe(self, obs: Observation) -> int:
+        if obs.rgb is None:
+            raise S2EError(f"{self.name}: the ONNX agent needs camera images; the simulator "
+                           "renders none (SimConfig.render is off)")
+        now_ns = round(obs.time_s * NS_PER_S)
+        self.pilot.on_image(now_ns, obs.rgb)
+        self.pilot.on_odometry(now_ns, obs.pose)
+        self.pilot.on_goal(now_ns, obs.goal_xy)
+        return now_ns
+
+
 BUILTIN_AGENTS = {"expert": ExpertAgent, "straight": StraightAgent}
 
 
-def make_agent(name: str) -> NavAgent:
-    """A built-in agent by name (``expert`` | ``straight``)."""
-    if name not in BUILTIN_AGENTS:
-        raise S2EError(f"unknown policy {name!r}; expected one of {sorted(BUILTIN_AGENTS)} or "
+def make_agent(name_or_path: str | Path) -> NavAgent:
+    """A built-in agent (``expert`` | ``straight``), or an :class:`OnnxAgent` for ``*.onnx``.
+
+    Raises:
+        S2EError: an unknown name, or an ONNX file that cannot be loaded as a policy.
+    """
+    text = str(name_or_path)
+    if text.lower().endswith(ONNX_SUFFIX):
+        return OnnxAgent(Path(text))
+    if text not in BUILTIN_AGENTS:
+        raise S2EError(f"unknown policy {text!r}; expected one of {sorted(BUILTIN_AGENTS)} or "
                        "an .onnx file")
-    return BUILTIN_AGENTS[name]()
+    return BUILTIN_AGENTS[text]()
