@@ -23,6 +23,8 @@ setup(
         "opencv-python-headless==4.12.0.88",
         "matplotlib==3.10.7",
         "tensorboard==2.20.0",
+        "onnx==1.19.1",
+        "onnxruntime==1.23.2",
     ],
     extras_require={"test": ["pytest==8.4.2"]},
     zip_safe=False,
@@ -34,6 +36,7 @@ setup(
         "s2e.commands": [
             "data = s2e_training.data.cli:register",
             "train = s2e_training.train.cli:register",
+            "export = s2e_training.export.cli:register",
         ]
     },
 )
