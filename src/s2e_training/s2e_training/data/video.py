@@ -6,6 +6,13 @@ unless ``time_offset_s`` says otherwise), ``x``/``y`` metres and ``yaw`` radians
 frame. Frame ``k`` of the video is at ``time_offset_s + k / fps`` seconds (constant frame
 rate; ``fps`` from the container unless given). Frames outside the pose time range are
 dropped and recorded in the skip report.
+
+Pose files from external tools may also be in the TUM trajectory format
+(``t tx ty tz qx qy qz qw`` per line, whitespace-separated, ``#`` comments), as written by
+ORB-SLAM3, DPVO and COLMAP converters; :func:`read_pose_file` reads either format. TUM poses
+are taken as a body in a z-up world (``frame="world"``: x, y and the yaw of the quaternion)
+or as an OpenCV camera in a visual-SLAM world (``frame="camera"``: the SLAM world is the
+first camera's frame, x right, y down, z forward; the ground plane is x-z).
 """
 
 from __future__ import annotations
@@ -25,6 +32,15 @@ POSE_CSV_COLUMNS = ("timestamp", "x", "y", "yaw")
 
 MIN_POSES = 2
 """Interpolation needs at least two poses."""
+
+TUM_COLUMNS = 8
+"""Values per TUM line: ``t tx ty tz qx qy qz qw``."""
+
+TUM_FRAMES = ("world", "camera")
+"""How TUM poses are read: z-up body poses, or OpenCV camera poses (see the module doc)."""
+
+TUM_SUFFIXES = (".txt", ".tum")
+"""File suffixes read as TUM by :func:`read_pose_file` (anything else is a pose CSV)."""
 
 
 def read_pose_csv(
@@ -80,6 +96,82 @@ def read_pose_csv(
     if len(stamps) < MIN_POSES:
         raise S2EError(f"pose CSV {path}: {len(stamps)} usable poses; expected >= {MIN_POSES}")
     return stamps, table[:, 1:].copy()
+
+
+def read_tum_poses(path: Path, *, frame: str = "world") -> tuple[np.ndarray, np.ndarray]:
+    """Read a TUM trajectory file as planar poses.
+
+    Args:
+        path: text file, one ``t tx ty tz qx qy qz qw`` per line (seconds, metres, unit
+            quaternion); blank lines and lines starting with ``#`` are skipped.
+        frame: ``"world"`` (z-up body poses) or ``"camera"`` (OpenCV camera poses; planar
+            ``x = tz``, ``y = -tx``, yaw of the optical axis in the x-z plane).
+
+    Returns:
+        ``(stamps_ns, poses)``: int64 ``(M,)`` strictly increasing and float64 ``(M, 3)``.
+
+    Raises:
+        S2EError: a line without 8 numbers, a non-finite value, a zero quaternion,
+            non-increasing timestamps (names the file and line), fewer than two poses, or an
+            unknown ``frame``.
+    """
+    path = Path(path)
+    if frame not in TUM_FRAMES:
+        raise S2EError(f"TUM frame {frame!r}: expected one of {', '.join(TUM_FRAMES)}")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise S2EError(f"TUM file {path}: cannot be read: {exc}") from exc
+    rows, line_numbers = [], []
+    for number, line in enumerate(lines, start=1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        try:
+            values = [float(v) for v in text.replace(",", " ").split()]
+        except ValueError as exc:
+            raise S2EError(f"TUM file {path}: line {number}: {exc}") from exc
+        if len(values) != TUM_COLUMNS or not np.all(np.isfinite(values)):
+            raise S2EError(
+                f"TUM file {path}: line {number}: expected {TUM_COLUMNS} finite numbers "
+                f"'t tx ty tz qx qy qz qw', got {text!r}"
+            )
+        rows.append(values)
+        line_numbers.append(number)
+    table = np.asarray(rows, dtype=np.float64).reshape(-1, TUM_COLUMNS)
+    if len(table) < MIN_POSES:
+        raise S2EError(f"TUM file {path}: {len(table)} poses; expected >= {MIN_POSES}")
+    stamps = np.round(table[:, 0] * NS_PER_S).astype(np.int64)
+    bad = np.flatnonzero(np.diff(stamps) <= 0)
+    if bad.size:
+        raise S2EError(f"TUM file {path}: line {line_numbers[bad[0] + 1]}: time not increasing")
+    quats = table[:, [7, 4, 5, 6]]  # (w, x, y, z)
+    norms = np.linalg.norm(quats, axis=1)
+    if np.any(norms == 0):
+        zero = line_numbers[int(np.flatnonzero(norms == 0)[0])]
+        raise S2EError(f"TUM file {path}: line {zero}: zero quaternion")
+    w, x, y, z = (quats / norms[:, None]).T
+    if frame == "world":
+        yaw = np.arctan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
+        poses = np.column_stack([table[:, 1], table[:, 2], yaw])
+    else:
+        # Optical axis (third column of the camera-to-world rotation) in the SLAM world.
+        axis_x = 2.0 * (x * z + w * y)
+        axis_z = 1.0 - 2.0 * (x * x + y * y)
+        poses = np.column_stack([table[:, 3], -table[:, 1], np.arctan2(-axis_x, axis_z)])
+    return stamps, poses
+
+
+def read_pose_file(path: Path, *, tum_frame: str = "world") -> tuple[np.ndarray, np.ndarray]:
+    """Read a pose CSV or a TUM file (chosen by suffix: ``.txt``/``.tum`` is TUM).
+
+    Returns:
+        ``(stamps_ns, poses)`` as :func:`read_pose_csv` / :func:`read_tum_poses`.
+    """
+    path = Path(path)
+    if path.suffix.lower() in TUM_SUFFIXES:
+        return read_tum_poses(path, frame=tum_frame)
+    return read_pose_csv(path)
 
 
 def iter_video_frames(path: Path) -> Iterator[tuple[int, np.ndarray]]:
