@@ -55,7 +55,7 @@ def test_model_geometry(thin_wall):
     robot = mujoco.mj_name2id(sim.model, mujoco.mjtObj.mjOBJ_GEOM, "robot")
     assert sim.model.geom_type[robot] == mujoco.mjtGeom.mjGEOM_CYLINDER
     assert sim.model.geom_size[robot][0] == pytest.approx(0.35)
-    assert sim.model.opt.timestep == pytest.approx(0.005)
+    assert sim.model.opt.timestep == pytest.approx(0.01)
 
 
 @pytest.mark.parametrize("name", ["wheeled", "go2"])

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from s2e_policy.errors import S2EError
+from s2e_sim_bridge.navbench.gnm_format import write_gnm
 from s2e_training.data import (
     SampleConfig,
     SkipReport,
@@ -13,7 +14,6 @@ from s2e_training.data import (
     read_gnm_dataset,
     read_gnm_trajectory,
     sample_indices,
-    write_gnm,
 )
 from s2e_training.data.gnm import read_traj_data
 
@@ -107,22 +107,13 @@ def test_sample_indices(trajectory):
 
 
 def test_writer_round_trip(trajectory, tmp_path):
+    """The project's one GNM writer (the simulator's) and this reader agree."""
     frames = [trajectory.frames[i] for i in range(10)]
     poses = trajectory.frame_poses[:10]
     assert write_gnm(tmp_path / "copy", frames, poses) == 10
     copy = read_gnm_trajectory(tmp_path / "copy", RATE_HZ)
     np.testing.assert_allclose(copy.frame_poses, poses)
     assert np.abs(copy.frames[3].astype(int) - frames[3]).mean() < 2
-
-
-def test_writer_rejects_mismatch(tmp_path):
-    frame = np.zeros((4, 4, 3), dtype=np.uint8)
-    with pytest.raises(S2EError, match="more frames than poses"):
-        write_gnm(tmp_path / "a", [frame, frame], [np.zeros(3)])
-    with pytest.raises(S2EError, match="expected uint8"):
-        write_gnm(tmp_path / "b", [frame.astype(np.float32)], [np.zeros(3)])
-    with pytest.raises(S2EError, match="3 finite numbers"):
-        write_gnm(tmp_path / "c", [frame], [np.array([0.0, np.nan, 0.0])])
 
 
 def make_copy(gnm_dir, dst, n=30):

@@ -23,12 +23,15 @@ command). Privileged state (pose, geodesic distance, pedestrians) is in ``info``
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections import deque
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import ClassVar
 
 import gymnasium as gym
+import numba
 import numpy as np
 from gymnasium import spaces
 
@@ -222,8 +225,22 @@ def make_vector_env(num_envs: int, asynchronous: bool = True,
     """``num_envs`` NavBench-GS environments, in subprocesses when ``asynchronous``.
 
     Episode pools are seeded ``seed, seed + 1, ...`` so the copies see different episodes.
+    Asynchronous workers split the machine's cores between them (see :func:`_worker_env`).
     """
-    fns = [lambda i=i: NavBenchEnv(scene, config, seed=seed + i) for i in range(num_envs)]
     if asynchronous:
+        threads = max(1, (os.cpu_count() or 1) // num_envs)
+        fns = [partial(_worker_env, scene, config, seed + i, threads) for i in range(num_envs)]
         return gym.vector.AsyncVectorEnv(fns, context="spawn")
+    fns = [partial(NavBenchEnv, scene, config, seed + i) for i in range(num_envs)]
     return gym.vector.SyncVectorEnv(fns)
+
+
+def _worker_env(scene: str | Path | None, config: EnvConfig | None, seed: int,
+                threads: int) -> NavBenchEnv:
+    """An env for a vector-env subprocess whose compiled kernels use ``threads`` threads.
+
+    Subprocesses share the machine's cores: each numba parallel region (the cpu renderer)
+    runs on its share, so ``num_envs`` workers do not oversubscribe the cores.
+    """
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    return NavBenchEnv(scene, config, seed=seed)

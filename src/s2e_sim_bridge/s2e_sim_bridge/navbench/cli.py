@@ -1,4 +1,8 @@
-"""``s2e navbench``: evaluate a policy closed-loop in NavBench-GS and write a report."""
+"""``s2e navbench``: evaluate a policy closed-loop in NavBench-GS and write a report.
+
+``s2e navbench collect --out DIR`` records expert rollouts as a GNM dataset instead
+(:mod:`s2e_sim_bridge.navbench.collect`).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,13 @@ from s2e_policy.embodiment import load_embodiment
 from s2e_policy.errors import S2EError
 from s2e_sim_bridge.navbench import report
 from s2e_sim_bridge.navbench.agents import make_agent
+from s2e_sim_bridge.navbench.collect import (
+    DEFAULT_TASKS,
+    CollectConfig,
+    NoiseConfig,
+    collect_rollouts,
+    parse_tasks,
+)
 from s2e_sim_bridge.navbench.episodes import EpisodeSet, scene_fingerprint
 from s2e_sim_bridge.navbench.runner import (
     DEFAULT_SCENE_SEED,
@@ -51,6 +62,62 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=Path("runs/navbench"), help="output folder")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
+    commands = p.add_subparsers(dest="navbench_command", metavar="SUBCOMMAND")
+    _register_collect(commands)
+
+
+def _register_collect(commands: argparse._SubParsersAction) -> None:
+    """Add ``s2e navbench collect``."""
+    defaults = CollectConfig()
+    noise = NoiseConfig()
+    c = commands.add_parser(
+        "collect", help="record expert rollouts as a GNM dataset (frames + poses)",
+        description="Drive the privileged expert through NavBench-GS episodes and write one "
+                    "GNM folder (frames + traj_data.pkl, at the 5 Hz control rate) per "
+                    "successful episode, over one or more generated streets and tasks. "
+                    "Re-running with the same --out resumes.")
+    c.add_argument("--out", type=Path, required=True, help="dataset root folder")
+    c.add_argument("--task", action="append", choices=[*TASKS, "all"], default=None,
+                   help="task(s) (repeatable; default: " + " and ".join(DEFAULT_TASKS) + ")")
+    c.add_argument("--episodes", type=int, default=defaults.episodes_per_task,
+                   help="episodes per scene and task")
+    c.add_argument("--seed", type=int, default=defaults.seed,
+                   help="episode sampling and noise seed")
+    c.add_argument("--scene", type=Path, default=None,
+                   help="scene PLY/.splat with its scene YAML (default: generated streets)")
+    c.add_argument("--scenes", type=int, default=defaults.num_scenes,
+                   help="number of generated streets (seeds --scene-seed, +1, ...)")
+    c.add_argument("--scene-seed", type=int, default=defaults.scene_seed,
+                   help="seed of the first generated street")
+    c.add_argument("--embodiment", default=defaults.embodiment, help="wheeled | go2 | YAML path")
+    c.add_argument("--render-width", type=int, default=defaults.render_width_px,
+                   help="image width, pixels")
+    c.add_argument("--noise-prob", type=float, default=noise.probability,
+                   help="chance per control step that an action-noise burst starts (0: off)")
+    c.add_argument("--noise-std", type=float, default=noise.std,
+                   help="burst perturbation std, as a fraction of the velocity limits")
+    c.add_argument("--noise-steps", type=int, default=noise.burst_steps,
+                   help="control steps per noise burst")
+    c.add_argument("--keep-failed", action="store_true",
+                   help="also write episodes the expert did not finish")
+    c.add_argument("--no-progress", action="store_true", help="no progress bar")
+    c.set_defaults(func=run_collect)
+
+
+def run_collect(args: argparse.Namespace) -> int:
+    """Handler of ``s2e navbench collect``."""
+    config = CollectConfig(
+        tasks=parse_tasks(args.task), episodes_per_task=args.episodes, seed=args.seed,
+        scene_path=args.scene, num_scenes=args.scenes, scene_seed=args.scene_seed,
+        embodiment=args.embodiment, render_width_px=args.render_width,
+        successful_only=not args.keep_failed,
+        noise=NoiseConfig(probability=args.noise_prob, std=args.noise_std,
+                          burst_steps=args.noise_steps))
+    counts = collect_rollouts(args.out, config, progress=not args.no_progress)
+    print(f"{args.out}: {counts['written']} episodes written ({counts['frames']} frames), "
+          f"{counts['skipped_existing']} already there, {counts['dropped_failed']} dropped "
+          "(expert failed)")
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:

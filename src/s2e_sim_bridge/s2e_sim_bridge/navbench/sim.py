@@ -41,8 +41,10 @@ class SimConfig:
 
     Attributes:
         control_rate_hz: policy / camera rate (the paper's policy acts at 5 Hz).
-        render_width_px: rendered image width; the height keeps the embodiment camera's
-            aspect ratio (the runtime's preprocessing crops it exactly as on the robot).
+        render_width_px: rendered image width.
+        render_height_px: rendered image height; None keeps the embodiment camera's aspect
+            ratio (the runtime's preprocessing crops it exactly as on the robot). The
+            horizontal field of view is the embodiment's either way.
         render: render camera images (policies that only use privileged state can skip it).
         backend: renderer backend (``cpu`` or ``cuda``).
         sky_rgb: colour behind the scene (what the camera sees where no Gaussian is).
@@ -53,6 +55,7 @@ class SimConfig:
 
     control_rate_hz: float = 5.0
     render_width_px: int = 128
+    render_height_px: int | None = None
     render: bool = True
     backend: str = "cpu"
     sky_rgb: tuple[float, float, float] = (0.62, 0.74, 0.88)
@@ -120,10 +123,14 @@ class NavBenchSim:
         self.base_occupancy: OccupancyMap = build_occupancy(scene, config=self.config.occupancy)
         cam = embodiment.camera
         self.width_px = int(self.config.render_width_px)
-        self.height_px = max(1, round(self.width_px * cam.image_height_px / cam.image_width_px))
+        self.height_px = (
+            max(1, round(self.width_px * cam.image_height_px / cam.image_width_px))
+            if self.config.render_height_px is None else int(self.config.render_height_px))
         self.K = intrinsics_from_fov(self.width_px, self.height_px, cam.hfov_deg)
         self._template = build_template()
         self.render_images = self.config.render
+        # Expected depth (H, W) float32 metres of the latest camera image (None before one).
+        self.last_depth_m: np.ndarray | None = None
         self.episode: Episode | None = None
 
     # ------------------------------------------------------------------ episode
@@ -182,6 +189,7 @@ class NavBenchSim:
         out = render(self.scene, viewmat, self.K, self.width_px, self.height_px,
                      backend=self.config.backend, background=self.config.sky_rgb,
                      extra=extra)
+        self.last_depth_m = out.depth
         return np.clip(np.rint(out.rgb * 255.0), 0, 255).astype(np.uint8)
 
     def _nearest_pedestrian(self, pose: np.ndarray) -> float:

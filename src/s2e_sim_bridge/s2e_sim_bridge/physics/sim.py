@@ -45,7 +45,9 @@ class PhysicsConfig:
     """Physics engine settings (units in the names).
 
     Attributes:
-        timestep_s: physics substep (default 200 Hz).
+        timestep_s: physics substep (default 100 Hz: a planar base at <= 2 m/s moves
+            <= 2 cm per substep, within the robot geom's ``contact_release_m`` margin
+            band plus MuJoCo's soft-contact penetration; 20 substeps per 5 Hz control step).
         drive_force_margin: actuator force cap as a multiple of the force needed to
             accelerate and turn at the limits, ``mass * (max accel + max speed * max yaw
             rate)`` (torque: ``inertia * max angular accel``); how hard the base can push
@@ -58,7 +60,7 @@ class PhysicsConfig:
         contact_release_m: clearance beyond which a touching contact is over.
     """
 
-    timestep_s: float = 0.005
+    timestep_s: float = 0.01
     drive_force_margin: float = 2.0
     obstacle_height_m: float = 1.5
     boundary_wall_thickness_m: float = 0.5
@@ -306,6 +308,19 @@ class NavPhysics:
         self.data.mocap_pos[:, :2] = np.where(parked[:, None], 0.0, xy)
         self.data.mocap_pos[:, 2] = np.where(parked, self._parked_z, 0.0)
 
+    def _pedestrian_path(self, start_xy: np.ndarray, end_xy: np.ndarray
+                         ) -> tuple[np.ndarray, np.ndarray]:
+        """Mocap ``(P, 2)`` start and displacement over one step, for the substep loop.
+
+        A pedestrian parked (NaN) at either end is parked for the whole step (its depth is
+        set once per step); the others move on straight lines, substep ``k`` of ``n`` at
+        ``start + (k + 1) / n * delta``.
+        """
+        parked = np.isnan(start_xy).any(axis=1) | np.isnan(end_xy).any(axis=1)
+        start = np.where(parked[:, None], 0.0, start_xy)
+        delta = np.where(parked[:, None], 0.0, end_xy - start_xy)
+        return start, delta
+
     def _contact_distances(self) -> tuple[float, np.ndarray]:
         """Smallest robot-static distance and robot-pedestrian distances (inf when none).
 
@@ -389,9 +404,14 @@ class NavPhysics:
         alpha, h = self._lag_alpha, self.config.timestep_s
         holonomic = self.embodiment.is_holonomic
         static_events = ped_events = 0
+        if moving_pedestrians:
+            both = np.where(np.isnan(end_xy).any(axis=1)[:, None], end_xy, start_xy)
+            self._place_pedestrians(both)  # park those parked at either end of the step
+            ped_start, ped_delta = self._pedestrian_path(start_xy, end_xy)
+            mocap_xy = data.mocap_pos[:, :2]
         for k in range(substeps):
             if moving_pedestrians:
-                self._place_pedestrians(start_xy + (k + 1) / substeps * (end_xy - start_xy))
+                mocap_xy[:] = ped_start + ((k + 1) / substeps) * ped_delta
             rx += min(dv_lin, max(-dv_lin, alpha * (tx - rx)))
             ry += min(dv_lat, max(-dv_lat, alpha * (ty - ry)))
             rw += min(dw, max(-dw, alpha * (tw - rw)))

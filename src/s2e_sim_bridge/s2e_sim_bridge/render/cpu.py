@@ -2,8 +2,16 @@
 
 Per camera:
 
-1. :func:`project_kernel` (parallel over Gaussians) projects every scene drawn (the static
-   scene and each extra, read from its own arrays) into one per-frame *table*: one row of
+0. :func:`cull_cells_kernel` tests the cells of each scene's coarse spatial grid (built once
+   per scene: Gaussians grouped by the cell of their centre, each cell bounded by a sphere
+   that holds every member's ``BBOX_SIGMA_MAX``-sigma ellipsoid) against the camera's near
+   and far planes and its four side planes, widened to the EWA clamp margin plus the
+   footprint's blur and rounding (:data:`CULL_PAD_PX`). A cell is dropped only when none of
+   its Gaussians could reach the image, so culling never changes a pixel. Driving along the
+   default 100k-Gaussian street with a 90-degree camera keeps 44% of the Gaussians on average.
+1. :func:`project_kernel` (parallel over Gaussians) projects the Gaussians of the kept cells
+   of every scene drawn (the static scene and each extra, read from its own arrays) into one
+   per-frame *table*: one row of
    ``TABLE_COLUMNS`` float64 per Gaussian (centre, conic, opacity, colour, depth, footprint),
    so later stages read one contiguous row per Gaussian. View-independent colours (SH degree
    0) are cached per scene; other colours are evaluated for the visible rows only.
@@ -21,6 +29,7 @@ The per-frame buffers are reused between calls of the same thread (not shared ac
 
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import dataclass
 
@@ -49,6 +58,11 @@ _PX, _PY, _CA, _CB, _CC, _OPAC, _SIGMA_CUT, _R, _G, _B, _Z, _RX, _RY = range(13)
 TABLE_COLUMNS = 13
 _RADIX_BITS = 11
 _RADIX_PASSES = 3  # 3 x 11 bits cover the 32 bits of a float32 depth
+CULL_GRID_CELLS = 32
+"""Cells of the culling grid along a scene's longest side (the others get the same cell size)."""
+CULL_PAD_PX = BBOX_SIGMA_MAX * math.sqrt(EPS2D_PX2) + 1.0
+"""Widest a footprint box can reach beyond the EWA spread of its Gaussian (pixels): the
+``EPS2D_PX2`` blur at ``BBOX_SIGMA_MAX`` sigma plus one pixel of ``ceil`` rounding."""
 
 
 @njit(parallel=True, cache=True)
@@ -108,11 +122,12 @@ def project_kernel(
     height: int,
     near: float,
     far: float,
+    rows: np.ndarray,
     offset: int,
     table: np.ndarray,
     drawn: np.ndarray,
 ) -> None:
-    """EWA-project Gaussians into one camera, writing rows ``offset .. offset + N``.
+    """EWA-project the Gaussians ``rows`` of one scene into one camera (table rows ``offset + i``).
 
     Args:
         means: ``(N, 3)`` float32 world centres (metres).
@@ -126,10 +141,12 @@ def project_kernel(
         height: image height (pixels).
         near: near plane (camera z, metres); Gaussians with ``z <= near`` are culled.
         far: far plane (camera z, metres); Gaussians with ``z >= far`` are culled.
-        offset: first output row.
+        rows: ``(R,)`` int64 indices into this scene of the Gaussians to project (the
+            members of the cells kept by :func:`cull_cells_kernel`).
+        offset: table row of the scene's Gaussian 0.
         table: ``(M, TABLE_COLUMNS)`` float64 per-frame table, written for drawn rows.
-        drawn: ``(M,)`` uint8, 1 for a Gaussian that survived culling, 0 for a culled one
-            (written for every row).
+        drawn: ``(M,)`` uint8, set to 1 for a projected Gaussian that survived culling (the
+            caller zeroes it first; rows not projected stay 0).
     """
     r00, r01, r02, t0 = viewmat[0, 0], viewmat[0, 1], viewmat[0, 2], viewmat[0, 3]
     r10, r11, r12, t1 = viewmat[1, 0], viewmat[1, 1], viewmat[1, 2], viewmat[1, 3]
@@ -142,9 +159,9 @@ def project_kernel(
     lim_y_pos = (height - cy) / fy + FOV_CLAMP_MARGIN * tan_fovy
     lim_y_neg = cy / fy + FOV_CLAMP_MARGIN * tan_fovy
     has_base = base_colour.shape[0] > 0
-    for i in prange(means.shape[0]):
+    for k in prange(rows.shape[0]):
+        i = rows[k]
         j = offset + i
-        drawn[j] = 0
         mx = np.float64(means[i, 0])
         my = np.float64(means[i, 1])
         mz = np.float64(means[i, 2])
@@ -214,6 +231,68 @@ def project_kernel(
             table[j, _R] = base_colour[i, 0]
             table[j, _G] = base_colour[i, 1]
             table[j, _B] = base_colour[i, 2]
+
+
+@njit(cache=True)
+def cull_cells_kernel(
+    spheres: np.ndarray,
+    starts: np.ndarray,
+    members: np.ndarray,
+    viewmat: np.ndarray,
+    K: np.ndarray,
+    width: int,
+    height: int,
+    near: float,
+    far: float,
+    out_rows: np.ndarray,
+) -> int:
+    """Gather the Gaussians of every grid cell that may reach the image of one camera.
+
+    A cell is dropped when its bounding sphere lies entirely behind ``near``, beyond ``far``,
+    or outside one of the side planes ``x = L z`` / ``y = L z`` (camera frame), where ``L`` is
+    the EWA clamp limit of :func:`project_kernel` widened by ``CULL_PAD_PX``. Outside such a
+    plane a Gaussian's footprint box (its EWA spread, at most ``sigma_max * sqrt(1 + L^2) / z``
+    in tangent units, plus the blur and rounding) ends before the image border, so
+    :func:`project_kernel` would cull it too.
+
+    Args:
+        spheres: ``(C, 4)`` float64 world ``(x, y, z, radius)`` of each cell (metres).
+        starts: ``(C + 1,)`` int64 offsets of each cell's Gaussians in ``members``.
+        members: ``(N,)`` int64 Gaussian indices grouped by cell.
+        viewmat: ``(4, 4)`` float64 world-to-camera (OpenCV axes, rigid).
+        K: ``(3, 3)`` float64 pinhole intrinsics (pixels).
+        width: image width (pixels).
+        height: image height (pixels).
+        near: near plane (camera z, metres).
+        far: far plane (camera z, metres).
+        out_rows: ``(N,)`` int64 buffer; its first ``R`` entries receive the kept Gaussians.
+
+    Returns:
+        ``R``, the number of Gaussians kept.
+    """
+    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
+    pad_x = (FOV_CLAMP_MARGIN * 0.5 * width + CULL_PAD_PX) / fx
+    pad_y = (FOV_CLAMP_MARGIN * 0.5 * height + CULL_PAD_PX) / fy
+    # side-plane slopes: right (+x), left (-x), down (+y), up (-y)
+    slopes = np.array([(width - cx) / fx + pad_x, cx / fx + pad_x,
+                       (height - cy) / fy + pad_y, cy / fy + pad_y])
+    norms = np.sqrt(1.0 + slopes * slopes)
+    count = 0
+    for c in range(spheres.shape[0]):
+        wx, wy, wz, radius = spheres[c, 0], spheres[c, 1], spheres[c, 2], spheres[c, 3]
+        tx = viewmat[0, 0] * wx + viewmat[0, 1] * wy + viewmat[0, 2] * wz + viewmat[0, 3]
+        ty = viewmat[1, 0] * wx + viewmat[1, 1] * wy + viewmat[1, 2] * wz + viewmat[1, 3]
+        tz = viewmat[2, 0] * wx + viewmat[2, 1] * wy + viewmat[2, 2] * wz + viewmat[2, 3]
+        if tz + radius <= near or tz - radius >= far:
+            continue
+        if (tx - slopes[0] * tz > radius * norms[0] or -tx - slopes[1] * tz > radius * norms[1]
+                or ty - slopes[2] * tz > radius * norms[2]
+                or -ty - slopes[3] * tz > radius * norms[3]):
+            continue
+        for k in range(starts[c], starts[c + 1]):
+            out_rows[count] = members[k]
+            count += 1
+    return count
 
 
 @njit(cache=True)
@@ -419,10 +498,17 @@ class CpuScene:
         covs: ``(N, 6)`` float64 world covariances (upper triangle, metres^2).
         base_colour: ``(N, 3)`` float64 view-independent colour ``max(SH + 0.5, 0)`` of a
             degree-0 scene; ``(0, 3)`` when colour depends on the view direction.
+        cell_spheres: ``(C, 4)`` float64 world ``(x, y, z, radius)`` bounding sphere of each
+            culling-grid cell's ``BBOX_SIGMA_MAX``-sigma ellipsoids (metres).
+        cell_starts: ``(C + 1,)`` int64 offsets of each cell's Gaussians in ``cell_members``.
+        cell_members: ``(N,)`` int64 Gaussian indices grouped by cell.
     """
 
     covs: np.ndarray
     base_colour: np.ndarray
+    cell_spheres: np.ndarray
+    cell_starts: np.ndarray
+    cell_members: np.ndarray
 
     @property
     def view_dependent(self) -> bool:
@@ -430,12 +516,58 @@ class CpuScene:
         return self.base_colour.shape[0] == 0 and self.covs.shape[0] > 0
 
 
+def culling_grid(
+    means: np.ndarray, scales: np.ndarray, cells: int = CULL_GRID_CELLS
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Group Gaussians by the cubic grid cell of their centre and bound each cell by a sphere.
+
+    Args:
+        means: ``(N, 3)`` world centres (metres).
+        scales: ``(N, 3)`` linear standard deviations (metres).
+        cells: cells along the longest side of the centres' bounding box.
+
+    Returns:
+        ``spheres (C, 4)`` float64 ``(x, y, z, radius)`` (metres) of the non-empty cells;
+        ``starts (C + 1,)`` int64 offsets into ``members``; ``members (N,)`` int64 Gaussian
+        indices, grouped by cell and ascending within one. Each sphere contains every member's
+        ellipsoid of ``BBOX_SIGMA_MAX`` standard deviations.
+    """
+    n = means.shape[0]
+    if n == 0:
+        return np.zeros((0, 4)), np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    centres = means.astype(np.float64)
+    lo = centres.min(axis=0)
+    size = float((centres.max(axis=0) - lo).max()) / cells
+    if size > 0.0:
+        ijk = np.minimum(((centres - lo) / size).astype(np.int64), cells - 1)
+        key = (ijk[:, 0] * cells + ijk[:, 1]) * cells + ijk[:, 2]
+    else:
+        key = np.zeros(n, dtype=np.int64)
+    members = np.argsort(key, kind="stable")
+    sorted_key = key[members]
+    first = np.flatnonzero(np.r_[True, sorted_key[1:] != sorted_key[:-1]])
+    starts = np.r_[first, n].astype(np.int64)
+    pts = centres[members]
+    box_lo = np.minimum.reduceat(pts, first, axis=0)
+    box_hi = np.maximum.reduceat(pts, first, axis=0)
+    mid = 0.5 * (box_lo + box_hi)
+    extent = BBOX_SIGMA_MAX * scales[members].astype(np.float64).max(axis=1)
+    cell_of = np.repeat(np.arange(first.shape[0]), np.diff(starts))
+    reach = np.linalg.norm(pts - mid[cell_of], axis=1) + extent
+    radius = np.maximum.reduceat(reach, first)
+    # a relative margin keeps the bound conservative through float rounding
+    radius = radius * (1.0 + 1e-9) + 1e-9
+    return np.column_stack([mid, radius]), starts, members.astype(np.int64)
+
+
 def _prepare(scene: GaussianScene) -> CpuScene:
     base = np.empty((0, 3), dtype=np.float64)
     if scene.sh_degree == 0:
         dirs = np.zeros((len(scene), 3))  # degree 0 ignores the direction
         base = np.maximum(eval_sh(scene.sh, dirs).astype(np.float64) + SH_COLOUR_OFFSET, 0.0)
-    return CpuScene(covs=covariances_kernel(scene.quats, scene.scales), base_colour=base)
+    spheres, starts, members = culling_grid(scene.means, scene.scales)
+    return CpuScene(covs=covariances_kernel(scene.quats, scene.scales), base_colour=base,
+                    cell_spheres=spheres, cell_starts=starts, cell_members=members)
 
 
 _CACHE: SceneCache[CpuScene] = SceneCache(_prepare)
@@ -452,12 +584,15 @@ class _FrameBuffers(threading.local):
     def __init__(self) -> None:
         self.table = np.empty((0, TABLE_COLUMNS), dtype=np.float64)
         self.drawn = np.empty(0, dtype=np.uint8)
+        self.kept = np.empty(0, dtype=np.int64)
 
-    def get(self, rows: int) -> tuple[np.ndarray, np.ndarray]:
+    def get(self, rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Table ``(rows, TABLE_COLUMNS)``, drawn flags ``(rows,)`` and kept-index buffer."""
         if self.table.shape[0] < rows:
             self.table = np.empty((rows, TABLE_COLUMNS), dtype=np.float64)
             self.drawn = np.empty(rows, dtype=np.uint8)
-        return self.table[:rows], self.drawn[:rows]
+            self.kept = np.empty(rows, dtype=np.int64)
+        return self.table[:rows], self.drawn[:rows], self.kept[:rows]
 
 
 _BUFFERS = _FrameBuffers()
@@ -491,18 +626,24 @@ def render_cpu(
     n_cams = viewmats.shape[0]
     prepared = [prepare_scene(scene) for scene in scenes]
     offsets = np.cumsum([0] + [len(scene) for scene in scenes])
-    table, drawn = _BUFFERS.get(int(offsets[-1]))
+    table, drawn, kept = _BUFFERS.get(int(offsets[-1]))
     rgb = np.empty((n_cams, height, width, 3), dtype=np.float32)
     depth = np.empty((n_cams, height, width), dtype=np.float32)
     alpha = np.empty((n_cams, height, width), dtype=np.float32)
     for cam in range(n_cams):
         viewmat = np.ascontiguousarray(viewmats[cam])
         K = np.ascontiguousarray(Ks[cam])
+        drawn[:] = 0
         for scene, prep, offset in zip(scenes, prepared, offsets[:-1], strict=False):
             if len(scene):
+                rows = kept[offset : offset + len(scene)]
+                count = cull_cells_kernel(
+                    prep.cell_spheres, prep.cell_starts, prep.cell_members, viewmat, K,
+                    width, height, near, far, rows,
+                )  # fmt: skip
                 project_kernel(
                     scene.means, prep.covs, scene.opacities, prep.base_colour, viewmat, K,
-                    width, height, near, far, int(offset), table, drawn,
+                    width, height, near, far, rows[:count], int(offset), table, drawn,
                 )  # fmt: skip
         visible = np.flatnonzero(drawn)
         view_dependent = [i for i, prep in enumerate(prepared) if prep.view_dependent]

@@ -4,6 +4,9 @@
 of a GNM folder, rosbag2 recording or video + pose CSV, writes a contact sheet of frames with
 their future waypoints to ``--out`` and a top-down trajectory plot beside it
 (``<out stem>_trajectory.png``).
+
+Simulator rollouts are recorded as GNM folders by ``s2e navbench collect`` (the simulator's
+command; this package only reads them).
 """
 
 from __future__ import annotations
@@ -11,12 +14,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from s2e_policy.errors import S2EError
 from s2e_training.data.inspection import (
     trajectory_stats,
     write_contact_sheet,
     write_trajectory_plot,
 )
+from s2e_training.data.labelling.command import add_label_video_parser
 from s2e_training.data.sample import SampleConfig, SkipReport
 from s2e_training.data.sources import load_trajectories
 
@@ -52,39 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     inspect.set_defaults(func=run_inspect)
 
-    collect = commands.add_parser(
-        "collect",
-        help="record NavBench-GS expert rollouts as a GNM dataset",
-        description="Drive the privileged expert through NavBench-GS episodes and write one "
-                    "GNM folder (frames + traj_data.pkl) per successful episode. Re-running "
-                    "with the same --out resumes.",
-    )
-    collect.add_argument("--out", type=Path, required=True, help="dataset root folder")
-    collect.add_argument("--task", action="append", default=None,
-                         help="task(s) (repeatable; default: empty and obstacle)")
-    collect.add_argument("--episodes", type=int, default=10, help="episodes per task")
-    collect.add_argument("--seed", type=int, default=0, help="episode sampling seed")
-    collect.add_argument("--scene", type=Path, default=None,
-                         help="scene file (default: the generated street)")
-    collect.add_argument("--embodiment", default="wheeled", help="wheeled | go2 | YAML path")
-    collect.add_argument("--render-width", type=int, default=128, help="image width, pixels")
-    collect.add_argument("--no-progress", action="store_true", help="no progress bar")
-    collect.set_defaults(func=run_collect)
-
-
-def run_collect(args: argparse.Namespace) -> int:
-    """Handler of ``s2e data collect``."""
-    from s2e_training.data.collect import collect_rollouts
-
-    if args.episodes < 1:
-        raise S2EError(f"--episodes must be >= 1, got {args.episodes}")
-    counts = collect_rollouts(args.out, args.task or ["empty", "obstacle"], args.episodes,
-                              args.seed, args.scene, args.embodiment, args.render_width,
-                              progress=not args.no_progress)
-    print(f"{args.out}: {counts['written']} episodes written ({counts['frames']} frames), "
-          f"{counts['skipped_existing']} already there, {counts['dropped_failed']} dropped "
-          "(expert failed)")
-    return 0
+    add_label_video_parser(commands)
 
 
 def _print_help(parser: argparse.ArgumentParser) -> int:

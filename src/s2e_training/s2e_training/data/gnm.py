@@ -1,10 +1,14 @@
-"""GNM / visualnav-transformer trajectory folders: reader and writer.
+"""GNM / visualnav-transformer trajectory folders: the reader.
 
 A GNM trajectory folder holds ``0.jpg ... {N-1}.jpg`` (one frame per pose) and
 ``traj_data.pkl``, a pickled dict with ``position`` float ``(N, 2)`` (x, y metres, odometry
 frame) and ``yaw`` float ``(N,)`` (radians; ``(N, 1)`` is accepted). The format carries no
 timestamps: frames are ``1 / rate_hz`` seconds apart, the rate being a property of the
 dataset (the caller passes it). A dataset is such a folder or a folder of such folders.
+
+The file names and the one writer of the format live in
+:mod:`s2e_sim_bridge.navbench.gnm_format` (``s2e navbench collect`` writes simulator rollouts
+with it); ``write_gnm`` is re-exported here so training code finds reader and writer together.
 
 ``traj_data.pkl`` is read with a restricted unpickler that only rebuilds numpy arrays, lists,
 tuples and dicts, so a hostile pickle cannot run code.
@@ -14,23 +18,26 @@ from __future__ import annotations
 
 import io
 import pickle
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from s2e_policy.errors import S2EError
+from s2e_sim_bridge.navbench.gnm_format import FRAME_SUFFIX, TRAJ_DATA_FILE, write_gnm
 from s2e_training.data.sample import NS_PER_S, SkipReport, Trajectory
 
-TRAJ_DATA_FILE = "traj_data.pkl"
-"""Pose file name inside a GNM trajectory folder."""
-
-FRAME_SUFFIX = ".jpg"
-"""Frame file suffix (``{i}.jpg``)."""
-
-DEFAULT_JPEG_QUALITY = 95
-"""JPEG quality the writer uses unless told otherwise."""
+__all__ = [
+    "FRAME_SUFFIX",
+    "TRAJ_DATA_FILE",
+    "GnmFrames",
+    "load_frame",
+    "read_gnm_dataset",
+    "read_gnm_trajectory",
+    "read_traj_data",
+    "write_gnm",
+]
 
 _SAFE_GLOBALS = {
     ("numpy._core.multiarray", "_reconstruct"),
@@ -220,55 +227,3 @@ def read_gnm_dataset(
             report.add(str(folder), None, str(exc))
     return trajectories
 
-
-def write_gnm(
-    folder: Path,
-    frames: Iterable[np.ndarray],
-    poses: Iterable[np.ndarray],
-    *,
-    jpeg_quality: int = DEFAULT_JPEG_QUALITY,
-) -> int:
-    """Write a GNM trajectory folder, streaming frame by frame.
-
-    Args:
-        folder: output folder (created; existing frame files are overwritten).
-        frames: uint8 ``(H, W, 3)`` RGB frames, one per pose.
-        poses: ``(3,)`` ``(x, y, yaw)`` world poses (metres, radians), one per frame.
-        jpeg_quality: JPEG quality, 1-95.
-
-    Returns:
-        Number of frames written.
-
-    Raises:
-        S2EError: a frame is not uint8 ``(H, W, 3)``, a pose is not 3 finite numbers, or the
-            two iterables have different lengths.
-    """
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    positions: list[tuple[float, float]] = []
-    yaws: list[float] = []
-    frame_iter, pose_iter = iter(frames), iter(poses)
-    for i, frame in enumerate(frame_iter):
-        pose = next(pose_iter, None)
-        if pose is None:
-            raise S2EError(f"write_gnm {folder}: more frames than poses (frame {i} has no pose)")
-        pose = np.asarray(pose, dtype=np.float64)
-        if pose.shape != (3,) or not np.all(np.isfinite(pose)):
-            raise S2EError(f"write_gnm {folder}: pose {i} is {pose!r}; expected 3 finite numbers")
-        if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
-            raise S2EError(
-                f"write_gnm {folder}: frame {i} is {frame.dtype} {frame.shape}; "
-                f"expected uint8 (H, W, 3) RGB"
-            )
-        Image.fromarray(frame).save(folder / f"{i}{FRAME_SUFFIX}", quality=jpeg_quality)
-        positions.append((float(pose[0]), float(pose[1])))
-        yaws.append(float(pose[2]))
-    if next(pose_iter, None) is not None:
-        raise S2EError(f"write_gnm {folder}: more poses than frames ({len(yaws)} frames)")
-    traj_data = {
-        "position": np.asarray(positions, dtype=np.float64).reshape(-1, 2),
-        "yaw": np.asarray(yaws, dtype=np.float64),
-    }
-    with open(folder / TRAJ_DATA_FILE, "wb") as handle:
-        pickle.dump(traj_data, handle)
-    return len(yaws)
