@@ -8,14 +8,21 @@ stamp is zero (a driver that does not stamp) falls back to the bag's receive tim
 
 Errors: a missing path, an unreadable/truncated bag, a missing topic (the message lists the
 bag's topics), a topic of the wrong type, or a message that fails to deserialise all raise
-:class:`BagError` (an :class:`~s2e_policy.errors.S2EError`).
+:class:`BagError` (an :class:`~s2e_policy.errors.S2EError`). Readers that can use what comes
+before a corrupt region (bag replay with partial results) pass ``on_truncated``: the read then
+ends at the last good message and the error is handed to that callback instead
+(:func:`read_odometry`; an image stream simply raises where the damage starts).
+
+Writing: :func:`copy_bag` copies a bag to another storage back-end, optionally merging new
+messages (:class:`BagMessage`, built from :func:`message_type` classes) into the copy.
 """
 
 from __future__ import annotations
 
+import heapq
 import sqlite3
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
@@ -57,6 +64,7 @@ _READ_ERRORS = (
     KeyError,
     IndexError,
     ValueError,
+    OverflowError,  # a corrupt MCAP record length
 )
 
 
@@ -85,6 +93,22 @@ class ImageFrame(NamedTuple):
     index: int
     stamp_ns: int
     rgb: np.ndarray
+
+
+class BagMessage(NamedTuple):
+    """A new message for :func:`copy_bag` to add to the copy.
+
+    Attributes:
+        topic: topic name (one message type per topic).
+        msgtype: ROS 2 type name (``pkg/msg/Type``) from the :data:`FALLBACK_TYPESTORE`.
+        stamp_ns: receive time written to the bag, nanoseconds.
+        msg: message object built from :func:`message_type` classes.
+    """
+
+    topic: str
+    msgtype: str
+    stamp_ns: int
+    msg: Any
 
 
 @dataclass(frozen=True)
@@ -121,6 +145,19 @@ def _bag_dir(path: Path) -> Path:
 def _fallback_typestore() -> Typestore:
     """Typestore for bags without embedded definitions (built once: it is slow to make)."""
     return get_typestore(FALLBACK_TYPESTORE)
+
+
+def message_type(msgtype: str) -> type:
+    """The message class of ``msgtype`` (``pkg/msg/Type``) in :data:`FALLBACK_TYPESTORE`.
+
+    Raises:
+        BagError: the type is not in the store.
+    """
+    types = _fallback_typestore().types
+    if msgtype not in types:
+        raise BagError(f"message type {msgtype!r}: not in the {FALLBACK_TYPESTORE.name} "
+                       "message definitions")
+    return types[msgtype]
 
 
 @contextmanager
@@ -170,9 +207,16 @@ def _connections(
 
 
 def _iter_messages(
-    reader: AnyReader, path: Path, topic: str, conns: list
+    reader: AnyReader,
+    path: Path,
+    topic: str,
+    conns: list,
+    on_truncated: Callable[[BagError], None] | None = None,
 ) -> Iterator[tuple[int, int, Any]]:
-    """Yield ``(index, receive_time_ns, raw_bytes)``; storage errors become :class:`BagError`."""
+    """Yield ``(index, receive_time_ns, raw_bytes)``; storage errors become :class:`BagError`.
+
+    With ``on_truncated`` a storage error ends the iteration and is passed to it instead.
+    """
     messages = reader.messages(connections=conns)
     index = 0
     while True:
@@ -181,10 +225,14 @@ def _iter_messages(
         except StopIteration:
             return
         except _READ_ERRORS as exc:
-            raise BagError(
+            error = BagError(
                 f"rosbag2 {path}: reading topic {topic!r} failed after {index} messages "
                 f"(corrupt or truncated bag?): {exc}"
-            ) from exc
+            )
+            if on_truncated is None:
+                raise error from exc
+            on_truncated(error)
+            return
         conn, receive_ns, raw = item
         yield index, int(receive_ns), (conn, raw)
         index += 1
@@ -254,6 +302,7 @@ def read_odometry(
     topic: str,
     *,
     on_error: Callable[[int, S2EError], None] | None = None,
+    on_truncated: Callable[[BagError], None] | None = None,
 ) -> OdometryTrack:
     """Read every ``nav_msgs/Odometry`` message of ``topic`` (small: kept in memory).
 
@@ -262,6 +311,8 @@ def read_odometry(
         topic: odometry topic name.
         on_error: if given, a message with NaN/inf fields (or that fails to deserialise) is
             passed to ``on_error(index, error)`` and skipped; otherwise the error is raised.
+        on_truncated: if given, a storage error ends the track at the last good message and
+            is passed to ``on_truncated(error)``; if ``None`` it is raised.
 
     Returns:
         :class:`OdometryTrack` in bag order (monotonicity is the caller's check).
@@ -271,7 +322,8 @@ def read_odometry(
     indices: list[int] = []
     with _open(path) as reader:
         conns = _connections(reader, path, topic, (ODOMETRY_TYPE,))
-        for index, _receive_ns, (conn, raw) in _iter_messages(reader, path, topic, conns):
+        for index, _receive_ns, (conn, raw) in _iter_messages(reader, path, topic, conns,
+                                                              on_truncated):
             try:
                 msg = _decode(reader, path, topic, index, conn, raw)
                 state = _convert(path, topic, index, odometry_to_state, msg)
@@ -292,6 +344,21 @@ def read_odometry(
     )
 
 
+def topic_frame_id(path: Path, topic: str) -> str:
+    """``header.frame_id`` of the first message of ``topic`` (``""`` when it has none).
+
+    Raises:
+        BagError: missing topic (lists the bag's topics), unreadable or empty topic.
+    """
+    with _open(path) as reader:
+        conns = _connections(reader, path, topic, None)
+        for index, _receive_ns, (conn, raw) in _iter_messages(reader, path, topic, conns):
+            msg = _decode(reader, path, topic, index, conn, raw)
+            header = getattr(msg, "header", None)
+            return str(header.frame_id) if header is not None else ""
+    raise BagError(f"rosbag2 {path}: topic {topic!r} has no messages")
+
+
 def copy_bag(
     src: Path,
     dst: Path,
@@ -299,11 +366,13 @@ def copy_bag(
     storage: str = "sqlite3",
     topics: list[str] | None = None,
     version: int = BAG_WRITER_VERSION,
+    extra: Iterable[BagMessage] = (),
 ) -> int:
     """Copy a bag into a new bag with another storage back-end (e.g. MCAP -> sqlite3).
 
     Messages are copied as serialised bytes with their message definitions and receive times,
-    so the copy deserialises to the same messages.
+    so the copy deserialises to the same messages. ``extra`` messages are serialised with the
+    :data:`FALLBACK_TYPESTORE` definitions and merged in by receive time.
 
     Args:
         src: source bag folder (or storage file).
@@ -311,18 +380,25 @@ def copy_bag(
         storage: ``"sqlite3"`` or ``"mcap"``.
         topics: topics to copy (default all); a missing one raises :class:`BagError`.
         version: rosbag2 metadata version of the copy (8 or 9).
+        extra: new messages to add (their topics must not be among the copied ones).
 
     Returns:
-        Number of messages written.
+        Number of messages written (copied plus added).
     """
     if storage not in STORAGE_PLUGINS:
         raise BagError(
             f"copy_bag storage {storage!r}: expected one of {', '.join(STORAGE_PLUGINS)}"
         )
     count = 0
+    added = sorted(extra, key=lambda m: m.stamp_ns)
+    typestore = _fallback_typestore()
     with _open(src) as reader:
         wanted = topics if topics is not None else sorted({c.topic for c in reader.connections})
         conns = [c for t in wanted for c in _connections(reader, src, t, None)]
+        clash = sorted({m.topic for m in added} & set(wanted))
+        if clash:
+            raise BagError(f"copy_bag {dst}: new messages on {clash} would mix with the copied "
+                           "topics of the same name")
         try:
             with Writer(dst, version=version, storage_plugin=STORAGE_PLUGINS[storage]) as writer:
                 out = {
@@ -334,10 +410,18 @@ def copy_bag(
                     )
                     for conn in conns
                 }
-                for _index, receive_ns, (conn, raw) in _iter_messages(
-                    reader, src, ", ".join(wanted), conns
-                ):
-                    writer.write(out[conn.id], receive_ns, raw)
+                new: dict[str, Any] = {}
+                for m in added:
+                    if m.topic not in new:
+                        message_type(m.msgtype)
+                        new[m.topic] = writer.add_connection(m.topic, m.msgtype,
+                                                             typestore=typestore)
+                copied = ((receive_ns, out[conn.id], raw) for _index, receive_ns, (conn, raw)
+                          in _iter_messages(reader, src, ", ".join(wanted), conns))
+                fresh = ((m.stamp_ns, new[m.topic], typestore.serialize_cdr(m.msg, m.msgtype))
+                         for m in added)
+                for receive_ns, conn_out, raw in heapq.merge(copied, fresh, key=lambda r: r[0]):
+                    writer.write(conn_out, receive_ns, raw)
                     count += 1
         except WriterError as exc:
             raise BagError(f"rosbag2 {dst}: cannot write the copy: {exc}") from exc
