@@ -10,7 +10,7 @@ setup(
     name=PACKAGE,
     version="0.1.0",
     packages=find_packages(exclude=["test"]),
-    package_data={PACKAGE: ["embodiments/*.yaml"]},
+    package_data={PACKAGE: ["embodiments/*.yaml", "models/*.onnx", "models/*.md"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
@@ -34,6 +34,8 @@ setup(
         "gpu": ["onnxruntime-gpu==1.23.2"],
         # ROS 2 wire adapter for machines without ROS (s2e_policy.ros.dds).
         "dds": ["cyclonedds==11.0.1"],
+        # Plots of `s2e replay` (the evaluation itself needs only the core dependencies).
+        "replay": ["matplotlib==3.10.7"],
     },
     zip_safe=True,
     maintainer="S2E maintainers",
@@ -41,6 +43,14 @@ setup(
     description="Onboard runtime of the S2E visual navigation policy.",
     license="Apache-2.0",
     entry_points={
-        "console_scripts": ["s2e = s2e_policy.cli:main"],
+        "console_scripts": [
+            "s2e = s2e_policy.cli:main",
+            # ROS 2 executables (ros2 run s2e_policy policy_node); need rclpy.
+            "policy_node = s2e_policy.ros.policy_node:main",
+        ],
+        "s2e.commands": [
+            "replay = s2e_policy.replay.cli:register",
+            "policy-node = s2e_policy.ros.node_cli:register",
+        ],
     },
 )

@@ -41,6 +41,9 @@ setup(
             "scene = s2e_sim_bridge.scene.cli:register",
             "render = s2e_sim_bridge.render.cli:register",
             "navbench = s2e_sim_bridge.navbench.cli:register",
+            "navbench-bridge = s2e_sim_bridge.ros.bridge_cli:register",
         ],
+        # ROS 2 executable (ros2 run s2e_sim_bridge navbench_bridge); needs rclpy.
+        "console_scripts": ["navbench_bridge = s2e_sim_bridge.ros.bridge_node:main"],
     },
 )
