@@ -32,7 +32,6 @@ from s2e_sim_bridge.navbench.runner import (
 )
 from s2e_sim_bridge.navbench.sim import NavBenchSim, SimConfig
 from s2e_sim_bridge.navbench.tasks import TASKS
-from s2e_sim_bridge.world.plot import plot_map
 
 log = logging.getLogger(__name__)
 
@@ -146,16 +145,11 @@ def run(args: argparse.Namespace) -> int:
         result = run_episode_set(sim, ep_set, agent, out, num_videos=args.videos,
                                  progress=not args.no_progress)
         per_task[result.task] = result.aggregate
-        trajectories = report.load_trajectories(out)
-        picture = out / f"trajectories_{result.task}.png"
         all_obstacles = [o for e in ep_set.episodes for o in e.obstacles]
-        plot_map(sim.occupancy_with(all_obstacles), picture,
-                 trajectories=[trajectories[e.episode_id][:, :2] for e in ep_set.episodes],
-                 starts=[e.start[:2] for e in ep_set.episodes],
-                 goals=[e.goal for e in ep_set.episodes],
-                 title=f"{result.task}: {agent.name} on {scene.info.name} "
-                       f"(SR {result.aggregate['success']:.2f})")
-        pictures.append(picture)
+        pictures.append(report.plot_task_trajectories(
+            out, sim.occupancy_with(all_obstacles), ep_set.episodes, result.task,
+            f"{result.task}: {agent.name} on {scene.info.name} "
+            f"(SR {result.aggregate['success']:.2f})"))
         pictures += sorted(out.glob(f"episode_{result.task}-*.gif"))
     title = f"NavBench-GS: {agent.name} on {scene.info.name} ({embodiment.name})"
     command = "s2e " + " ".join(shlex.quote(a) for a in sys.argv[1:]) \

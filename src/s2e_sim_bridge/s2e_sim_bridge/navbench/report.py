@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from s2e_sim_bridge.navbench.episodes import Episode
 from s2e_sim_bridge.navbench.metrics import EpisodeMetrics
 from s2e_sim_bridge.world.occupancy import OccupancyMap
 
@@ -125,6 +126,24 @@ def write_metrics(out_dir: Path, per_task: dict[str, dict], meta: dict) -> Path:
     tmp.write_text(json.dumps({"meta": meta, "tasks": per_task}, indent=1))
     tmp.replace(path)
     return path
+
+
+def plot_task_trajectories(out_dir: Path, occupancy: OccupancyMap, episodes: Sequence[Episode],
+                           task: str, title: str) -> Path:
+    """Draw one task's finished episodes into ``out_dir/trajectories_<task>.png``.
+
+    ``occupancy`` is the map with every episode's obstacles; the trajectories are the pose
+    files :func:`append_episode` wrote into ``out_dir``.
+    """
+    from s2e_sim_bridge.world.plot import plot_map  # matplotlib only when plotting
+
+    trajectories = load_trajectories(out_dir)
+    done = [e for e in episodes if e.episode_id in trajectories]
+    picture = out_dir / f"trajectories_{task}.png"
+    plot_map(occupancy, picture,
+             trajectories=[trajectories[e.episode_id][:, :2] for e in done],
+             starts=[e.start[:2] for e in done], goals=[e.goal for e in done], title=title)
+    return picture
 
 
 def write_report(out_dir: Path, per_task: dict[str, dict], title: str,

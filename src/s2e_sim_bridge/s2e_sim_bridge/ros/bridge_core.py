@@ -57,7 +57,6 @@ from s2e_sim_bridge.navbench.runner import episode_set_for, load_navbench_scene
 from s2e_sim_bridge.navbench.sim import NavBenchSim, Observation, SimConfig
 from s2e_sim_bridge.navbench.tasks import TASKS
 from s2e_sim_bridge.render.camera import camera_from_pose
-from s2e_sim_bridge.world.plot import plot_map
 
 log = logging.getLogger("s2e_sim_bridge.ros")
 
@@ -399,19 +398,14 @@ class SimBridgeCore:
     def write_outputs(self, per_task: dict[str, dict]) -> None:
         """``trajectories_<task>.png``, ``metrics.json`` and ``report.md`` (as ``s2e navbench``)."""
         out, c = self.config.out, self.config
-        trajectories = report.load_trajectories(out)
         pictures: list[Path] = []
         for ep_set in self.episode_sets:
             agg = per_task[ep_set.task.name]
-            picture = out / f"trajectories_{ep_set.task.name}.png"
             obstacles = [o for e in ep_set.episodes for o in e.obstacles]
-            plot_map(self.sim.occupancy_with(obstacles), picture,
-                     trajectories=[trajectories[e.episode_id][:, :2] for e in ep_set.episodes],
-                     starts=[e.start[:2] for e in ep_set.episodes],
-                     goals=[e.goal for e in ep_set.episodes],
-                     title=f"{ep_set.task.name}: {c.policy_name} on {self.scene.info.name} "
-                           f"(SR {agg['success']:.2f})")
-            pictures.append(picture)
+            pictures.append(report.plot_task_trajectories(
+                out, self.sim.occupancy_with(obstacles), ep_set.episodes, ep_set.task.name,
+                f"{ep_set.task.name}: {c.policy_name} on {self.scene.info.name} "
+                f"(SR {agg['success']:.2f})"))
         title = (f"NavBench-GS over ROS 2: {c.policy_name} on {self.scene.info.name} "
                  f"({self.embodiment.name})")
         command = "navbench sim bridge (ROS 2)"
