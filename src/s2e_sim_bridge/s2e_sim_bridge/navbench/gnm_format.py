@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from s2e_policy.atomic_files import atomic_output
 from s2e_policy.errors import S2EError
 
 TRAJ_DATA_FILE = "traj_data.pkl"
@@ -85,8 +86,6 @@ def write_gnm(
         "position": np.asarray(positions, dtype=np.float64).reshape(-1, 2),
         "yaw": np.asarray(yaws, dtype=np.float64),
     }
-    tmp = folder / f"{TRAJ_DATA_FILE}.tmp"
-    with open(tmp, "wb") as handle:
+    with atomic_output(folder / TRAJ_DATA_FILE) as handle:
         pickle.dump(traj_data, handle)
-    tmp.replace(folder / TRAJ_DATA_FILE)
     return len(yaws)

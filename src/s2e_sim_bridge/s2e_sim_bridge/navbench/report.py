@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from s2e_policy.atomic_files import write_bytes_atomic
 from s2e_sim_bridge.navbench.episodes import Episode
 from s2e_sim_bridge.navbench.metrics import EpisodeMetrics
 from s2e_sim_bridge.world.occupancy import OccupancyMap
@@ -122,9 +123,7 @@ def print_table(per_task: dict[str, dict], title: str) -> None:
 def write_metrics(out_dir: Path, per_task: dict[str, dict], meta: dict) -> Path:
     """Write ``metrics.json``: run metadata and aggregated metrics per task."""
     path = out_dir / "metrics.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({"meta": meta, "tasks": per_task}, indent=1))
-    tmp.replace(path)
+    write_bytes_atomic(path, json.dumps({"meta": meta, "tasks": per_task}, indent=1).encode())
     return path
 
 

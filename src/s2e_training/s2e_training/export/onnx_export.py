@@ -29,13 +29,10 @@ around kernels that lack float16; it is meant for GPUs.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import hashlib
 import io
 import json
-import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +42,7 @@ import onnx
 import torch
 from torch import Tensor, nn
 
+from s2e_policy.atomic_files import write_bytes_atomic
 from s2e_policy.contract import INPUT_NAMES, OUTPUT_NAMES, PolicyContract
 from s2e_policy.embodiment import Embodiment, load_embodiment
 from s2e_policy.errors import S2EError
@@ -343,21 +341,9 @@ def write_atomic(data: bytes, out: Path) -> Path:
     out = check_out_path(out)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+        write_bytes_atomic(out, data)
     except OSError as exc:
-        raise ExportError(f"--out {out}: cannot write there ({exc})") from exc
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, out)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
-        if isinstance(exc, OSError):
-            raise ExportError(f"--out {out}: writing failed ({exc})") from exc
-        raise
+        raise ExportError(f"--out {out}: writing failed ({exc})") from exc
     return out
 
 

@@ -24,18 +24,16 @@ then moved over the final name with :func:`os.replace`, so a crash never leaves 
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
 import re
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from s2e_policy.atomic_files import atomic_output
 from s2e_policy.errors import S2EError
 from s2e_training.model.network import S2EPolicyNet
 from s2e_training.train.config import TrainConfig
@@ -144,33 +142,9 @@ def save_checkpoint(
         "data": data,
         "commit": training_commit(),
     }
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(payload, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
-        raise
-    _fsync_dir(path.parent)
+    with atomic_output(path) as handle:
+        torch.save(payload, handle)
     return path
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make a rename durable (POSIX); a no-op where folders cannot be opened."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def read_checkpoint(path: Path) -> dict[str, Any]:
