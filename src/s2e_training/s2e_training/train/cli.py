@@ -28,8 +28,8 @@ from s2e_training.train.pretraining import DEVICES, pretrain
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``train`` command (with its ``pretrain`` subcommand) to the ``s2e`` parser."""
-    train = subparsers.add_parser("train", help="pretrain the policy (AGDM)")
+    """Add the ``train`` command (subcommands ``pretrain`` and ``rl``) to the ``s2e`` parser."""
+    train = subparsers.add_parser("train", help="pretrain (AGDM) and post-train (RL) the policy")
     train.set_defaults(func=lambda _args: _print_help(train))
     commands = train.add_subparsers(dest="train_command", metavar="SUBCOMMAND")
     run = commands.add_parser(
@@ -58,6 +58,49 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="skip unreadable frames/messages and list them")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.set_defaults(func=run_pretrain)
+    _register_rl(commands)
+
+
+def _register_rl(commands: argparse._SubParsersAction) -> None:
+    """Add ``s2e train rl`` (RAM + PPO post-training, :mod:`s2e_training.rl.runner`)."""
+    from s2e_training.rl.runner import __doc__ as rl_doc
+
+    rl = commands.add_parser(
+        "rl", help="RL post-training (RAM + PPO) in NavBench-GS",
+        description=rl_doc, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    rl.add_argument("--init", type=Path,
+                    help="pretrained checkpoint (file or run folder); not needed with --resume")
+    rl.add_argument("--config", type=Path, required=True, help="RL YAML (config/train/rl_*.yaml)")
+    rl.add_argument("--out", type=Path, required=True, help="run folder")
+    rl.add_argument("--resume", action="store_true",
+                    help="continue from the run folder's latest checkpoint")
+    rl.add_argument("--env-steps", type=int,
+                    help="total environment steps (overrides the config's total_env_steps)")
+    rl.add_argument("--device", choices=DEVICES, default="cpu", help="torch device")
+    rl.add_argument("--torch-threads", type=int, default=1,
+                    help="torch intra-op threads of each training process (default 1: the "
+                         "environments use the other cores)")
+    rl.add_argument("--no-progress", action="store_true", help="no progress bar")
+    rl.set_defaults(func=run_rl)
+
+
+def run_rl(args: argparse.Namespace) -> int:
+    """Handler of ``s2e train rl``; returns the exit status."""
+    from s2e_training.rl.config import RLConfig
+    from s2e_training.rl.runner import train_rl
+
+    result = train_rl(RLConfig.from_yaml(args.config), args.out, init=args.init,
+                      resume=args.resume, total_env_steps=args.env_steps, device=args.device,
+                      progress=not args.no_progress, torch_threads=args.torch_threads)
+    evaluation = "; ".join(
+        f"{task} SR {agg['success']:.2f} coll/ep {agg['collisions']:.2f}"
+        for task, agg in result.evaluation.items())
+    prefix = f"[rank {result.rank}/{result.world_size}] " if result.world_size > 1 else ""
+    print(f"{prefix}{result.run_dir}: update {result.updates}, env steps {result.env_steps}, "
+          f"checkpoint {result.checkpoint}" + (f", eval: {evaluation}" if evaluation else "")
+          + f", parameters sha256 {result.digest}")
+    return 0
 
 
 def _print_help(parser: argparse.ArgumentParser) -> int:

@@ -1,0 +1,225 @@
+"""Configuration of RL post-training (RAM + PPO): one :class:`RLConfig`, strict YAML.
+
+A file has these top-level keys (unknown keys are refused; sections may leave fields out to
+take the defaults documented on each dataclass)::
+
+    policy:  {variant: ram|decoder|full|sft, value_hidden, learn_log_std}  -> PolicyConfig
+    env:     {task, embodiment, scene, scene_seed, render_width_px, num_envs, asynchronous,
+              episode_pool_size, reward: {<RewardConfig field>: weight}}  -> RolloutEnvConfig
+    ppo:     {<PPOConfig field>: value}                                   -> PPOConfig
+    eval:    {tasks, episodes, seed, scene, scene_seed, every_updates, at_start} -> EvalConfig
+    total_env_steps, checkpoint_every_updates, seed                        (required)
+
+The environment's observation and action shapes are not configured here: they come from the
+pretrained model (frame count and size, waypoint count) and its waypoint time step sets the
+simulator's control rate, so the policy always sees what it was trained on
+(:func:`env_config`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from s2e_policy.errors import S2EError
+from s2e_policy.yaml_files import read_yaml
+from s2e_sim_bridge.envs import EnvConfig, RewardConfig
+from s2e_sim_bridge.navbench.sim import SimConfig
+from s2e_sim_bridge.navbench.tasks import get_task
+from s2e_training.model.config import ModelConfig, dataclass_from_dict
+from s2e_training.rl.ppo import PPOConfig
+from s2e_training.rl.ram import VARIANTS
+
+SCALAR_KEYS = ("total_env_steps", "checkpoint_every_updates", "seed")
+SECTION_KEYS = ("policy", "env", "ppo", "eval")
+
+
+class RLConfigError(S2EError):
+    """An RL configuration is invalid; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """Which parameters train, and the heads RL adds (see :mod:`s2e_training.rl.ram`).
+
+    Attributes:
+        variant: ``ram`` | ``decoder`` | ``full`` | ``sft``.
+        value_hidden: hidden width of the value MLP.
+        learn_log_std: train the global log-std shift of the waypoint Gaussians.
+    """
+
+    variant: str = "ram"
+    value_hidden: int = 128
+    learn_log_std: bool = True
+
+    def __post_init__(self) -> None:
+        if self.variant not in VARIANTS:
+            raise RLConfigError(f"'policy.variant' must be one of {VARIANTS}, got "
+                                f"{self.variant!r}")
+        if self.value_hidden < 1:
+            raise RLConfigError(f"'policy.value_hidden' must be >= 1, got {self.value_hidden}")
+
+
+@dataclass(frozen=True)
+class RolloutEnvConfig:
+    """The training environments (NavBench-GS, gymnasium vector env).
+
+    Attributes:
+        task: NavBench-GS task of the training episodes.
+        embodiment: embodiment name or YAML path.
+        scene: scene file (PLY/.splat with its scene YAML), or ``null`` for the generated
+            street of ``scene_seed``.
+        scene_seed: seed of the generated street.
+        render_width_px: camera image width (px) before the policy's preprocessing.
+        num_envs: environments per process.
+        asynchronous: run each environment in its own process (``AsyncVectorEnv``).
+        episode_pool_size: episodes sampled per environment; resets draw from them.
+        reward: weights of the reward terms.
+    """
+
+    task: str = "obstacle"
+    embodiment: str = "wheeled"
+    scene: str | None = None
+    scene_seed: int = 0
+    render_width_px: int = 64
+    num_envs: int = 2
+    asynchronous: bool = True
+    episode_pool_size: int = 16
+    reward: RewardConfig = field(default_factory=RewardConfig)
+
+    def __post_init__(self) -> None:
+        get_task(self.task)
+        for key in ("render_width_px", "num_envs", "episode_pool_size"):
+            if getattr(self, key) < 1:
+                raise RLConfigError(f"'env.{key}' must be >= 1, got {getattr(self, key)}")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Periodic closed-loop evaluation on held-out NavBench-GS episodes (process 0 only).
+
+    Attributes:
+        tasks: tasks evaluated, each on its own episode set.
+        episodes: episodes per task.
+        seed: episode sampling seed; differs from the training pools' seeds
+            (``seed + i``, ``i`` < environments), so the episodes are held out.
+        scene: scene file for evaluation, or ``null`` for the generated street of
+            ``scene_seed`` (a seed other than the training one holds the scene out too).
+        scene_seed: seed of the generated evaluation street.
+        every_updates: evaluate after every this many PPO updates (and after the last);
+            0 evaluates after the last update only.
+        at_start: also evaluate the initial (pretrained) policy before any update.
+    """
+
+    tasks: tuple[str, ...] = ("obstacle",)
+    episodes: int = 5
+    seed: int = 1000
+    scene: str | None = None
+    scene_seed: int = 1
+    every_updates: int = 10
+    at_start: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.tasks:
+            raise RLConfigError("'eval.tasks' must name at least one task")
+        for task in self.tasks:
+            get_task(task)
+        if self.episodes < 1:
+            raise RLConfigError(f"'eval.episodes' must be >= 1, got {self.episodes}")
+        if self.every_updates < 0:
+            raise RLConfigError(f"'eval.every_updates' must be >= 0, got {self.every_updates}")
+
+
+@dataclass(frozen=True)
+class RLConfig:
+    """Everything one RL post-training run depends on (see the module docstring).
+
+    Attributes:
+        policy: variant and heads.
+        env: training environments.
+        ppo: PPO hyperparameters.
+        eval: held-out evaluation.
+        total_env_steps: environment steps of the whole run (all processes together); the
+            run does ``ceil(total / (steps_per_rollout * num_envs * processes))`` updates.
+        checkpoint_every_updates: write a checkpoint after every this many updates (and at
+            the end).
+        seed: seeds the value head, action sampling, minibatch order and episode pools.
+    """
+
+    policy: PolicyConfig
+    env: RolloutEnvConfig
+    ppo: PPOConfig
+    eval: EvalConfig
+    total_env_steps: int
+    checkpoint_every_updates: int
+    seed: int
+
+    def __post_init__(self) -> None:
+        for key in ("total_env_steps", "checkpoint_every_updates"):
+            if getattr(self, key) < 1:
+                raise RLConfigError(f"'{key}' must be an integer >= 1, got {getattr(self, key)}")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str = "RL config") -> RLConfig:
+        """Build a config from a mapping (parsed YAML), strictly validated.
+
+        Raises:
+            RLConfigError: unknown or missing key (dotted), wrong type or bad value.
+        """
+        if not isinstance(data, Mapping):
+            raise RLConfigError(f"{source}: expected a mapping, got {type(data).__name__}")
+        known = SECTION_KEYS + SCALAR_KEYS
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise RLConfigError(f"{source}: unknown key '{unknown[0]}' (expected: "
+                                f"{', '.join(known)})")
+        missing = [key for key in SCALAR_KEYS if key not in data]
+        if missing:
+            raise RLConfigError(f"{source}: missing required key '{missing[0]}'")
+        try:
+            return dataclass_from_dict(cls, {key: data.get(key, {}) if key in SECTION_KEYS
+                                             else data[key] for key in known}, source)
+        except S2EError as exc:
+            if str(exc).startswith(source):
+                raise RLConfigError(str(exc)) from exc
+            raise RLConfigError(f"{source}: {exc}") from exc
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> RLConfig:
+        """Load a config from a YAML file (see :meth:`from_dict`)."""
+        data = read_yaml(path, "RL config", RLConfigError)
+        return cls.from_dict(data if data is not None else {}, source=str(path))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-data form (YAML/JSON serialisable) that :meth:`from_dict` reads back."""
+        out = dataclasses.asdict(self)
+        out["eval"]["tasks"] = list(self.eval.tasks)
+        return out
+
+    def to_yaml(self) -> str:
+        """YAML text of :meth:`to_dict`."""
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+def env_config(section: RolloutEnvConfig, model: ModelConfig, task: str | None = None,
+               episode_pool_size: int | None = None) -> EnvConfig:
+    """The gymnasium env config that serves ``model``: its frames, waypoints and time step.
+
+    The simulator's control period is the model's ``waypoint_dt_s``, so the first sampled
+    waypoint is where the robot should be after one control step, as the paper's controller
+    (:func:`s2e_policy.controller.direct_command`) assumes.
+    """
+    sim = SimConfig(control_rate_hz=1.0 / model.waypoint_dt_s,
+                    render_width_px=section.render_width_px)
+    return EnvConfig(
+        task=task or section.task, embodiment=section.embodiment, scene_seed=section.scene_seed,
+        context_frames=model.context_frames, image_size_px=model.image_size,
+        action_type="waypoints", num_waypoints=model.waypoints,
+        episode_pool_size=episode_pool_size or section.episode_pool_size, sim=sim,
+        reward=section.reward,
+    )

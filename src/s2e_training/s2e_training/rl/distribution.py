@@ -1,0 +1,155 @@
+"""The action distribution of the S2E policy in RL: a mixture over trajectory modes.
+
+One action is a pair ``(k, a)``: a mode ``k ~ Categorical(softmax(scores))``, then the
+waypoints ``a`` (W, 2), metres in base_link at the decision instant (REP-103: x forward, y
+left), drawn from that mode's per-waypoint correlated 2D Gaussians. The network predicts the
+Gaussians in the normalised motion space (:mod:`s2e_training.model.network`): mean
+``traj_norm[k]`` (W, 2) and ``[log sigma_x, log sigma_y, rho]`` (W, 3). The mode's predicted
+speed scales them to metres with the step length ``scale_k = max(speed_k * dt, MIN_STEP_M)``
+(metres per waypoint interval; the floor keeps the density finite for a standing mode)::
+
+    n ~ N(traj_norm[k], Sigma_k)        (normalised, independent across waypoints)
+    a = n * scale_k                     (metres)
+
+so ``a`` is Gaussian with mean ``traj_norm[k] * scale_k`` and log sigmas shifted by
+``log scale_k``, and
+
+    log p(k, a) = log softmax(scores)[k] - sum_w NLL_2D(a_w - mean_w, gaussian_w + log scale_k)
+
+with the one correlated-Gaussian density of the project
+(:func:`s2e_training.losses.gaussian_nll_2d`). Because the density is of ``a`` in metres,
+a change of the predicted speed changes the probability of an executed action: PPO's ratio
+is that of what the robot actually did.
+
+Entropy (:func:`mixture_entropy`): the exact entropy of the joint ``(k, n)`` in the
+normalised space, ``H(k) + sum_k p_k H(N_k)`` (the categorical entropy of the modes plus the
+score-weighted Gaussian entropies, ``H(N) = sum_w [log(2 pi e) + log sx + log sy +
+0.5 log(1 - rho^2)]``). It is the usual approximation of the entropy of the mixture's
+marginal over waypoints (exact when the modes do not overlap, an upper bound otherwise).
+It is measured in the normalised space so that an entropy bonus widens the Gaussians and
+spreads the mode probabilities but does not reward driving faster; in metres the joint
+entropy is ``mixture_entropy + 2 W sum_k p_k log scale_k``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+from s2e_training.losses import gaussian_nll_2d
+from s2e_training.model.anchors import MIN_STEP_M
+from s2e_training.model.network import PolicyOutput
+
+_LOG_2PI_E = math.log(2.0 * math.pi) + 1.0
+
+
+class MixtureAction(NamedTuple):
+    """A batch of sampled actions.
+
+    Attributes:
+        mode: (B,) int64 sampled mode index ``k``.
+        waypoints_m: (B, W, 2) float32 sampled waypoints in metres (base_link).
+        log_prob: (B,) float32 ``log p(k, a)`` under the distribution that drew them.
+    """
+
+    mode: Tensor
+    waypoints_m: Tensor
+    log_prob: Tensor
+
+
+def step_scale_m(output: PolicyOutput, waypoint_dt_s: float) -> Tensor:
+    """Metres per waypoint interval of each mode: (B, K) ``max(speed * dt, MIN_STEP_M)``."""
+    return (output.speed_mps * waypoint_dt_s).clamp_min(MIN_STEP_M)
+
+
+def _pick(x: Tensor, mode: Tensor) -> Tensor:
+    """Mode ``mode[b]`` of each sample: (B, K, ...) x (B,) -> (B, ...)."""
+    return x[torch.arange(x.shape[0], device=x.device), mode]
+
+
+def _mode_gaussian_m(
+    output: PolicyOutput, mode: Tensor, waypoint_dt_s: float
+) -> tuple[Tensor, Tensor]:
+    """Mean (B, W, 2) metres and ``[log sx, log sy, rho]`` (B, W, 3) metres of mode ``mode``."""
+    scale = _pick(step_scale_m(output, waypoint_dt_s), mode)  # (B,)
+    mean_m = _pick(output.traj_norm, mode) * scale[:, None, None]
+    gaussian = _pick(output.gaussian, mode)
+    log_scale = torch.log(scale)[:, None, None]
+    gaussian_m = torch.cat([gaussian[..., :2] + log_scale, gaussian[..., 2:]], dim=-1)
+    return mean_m, gaussian_m
+
+
+def log_prob(
+    output: PolicyOutput, mode: Tensor, waypoints_m: Tensor, waypoint_dt_s: float
+) -> Tensor:
+    """``log p(k, a)`` of given actions (see the module docstring).
+
+    Args:
+        output: the policy's prediction for B observations.
+        mode: (B,) int64 mode indices.
+        waypoints_m: (B, W, 2) waypoints in metres (base_link).
+        waypoint_dt_s: seconds between waypoints (the model config's ``waypoint_dt_s``).
+
+    Returns:
+        (B,) log-probabilities (log of a density in metres^-2W times a mode probability).
+    """
+    log_p_mode = _pick(torch.log_softmax(output.scores, dim=-1), mode)
+    mean_m, gaussian_m = _mode_gaussian_m(output, mode, waypoint_dt_s)
+    return log_p_mode - gaussian_nll_2d(waypoints_m - mean_m, gaussian_m).sum(-1)
+
+
+def sample(
+    output: PolicyOutput, waypoint_dt_s: float, generator: torch.Generator | None = None
+) -> MixtureAction:
+    """Draw one action per observation: a mode, then that mode's waypoints.
+
+    Args:
+        output: the policy's prediction for B observations.
+        waypoint_dt_s: seconds between waypoints.
+        generator: torch generator for the draws (default: the global one).
+
+    Returns:
+        :class:`MixtureAction` (no gradients).
+    """
+    with torch.no_grad():
+        probs = torch.softmax(output.scores.float(), dim=-1)
+        mode = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+        mean_m, gaussian_m = _mode_gaussian_m(output, mode, waypoint_dt_s)
+        sx, sy = gaussian_m[..., 0].exp(), gaussian_m[..., 1].exp()
+        rho = gaussian_m[..., 2]
+        z = torch.randn(mean_m.shape, generator=generator, device=mean_m.device,
+                        dtype=mean_m.dtype)
+        dx = sx * z[..., 0]
+        dy = sy * (rho * z[..., 0] + torch.sqrt(1.0 - rho.square()) * z[..., 1])
+        waypoints = mean_m + torch.stack([dx, dy], dim=-1)
+        return MixtureAction(mode, waypoints, log_prob(output, mode, waypoints, waypoint_dt_s))
+
+
+def greedy_waypoints_m(output: PolicyOutput) -> Tensor:
+    """The deterministic action: the top-scored mode's mean waypoints, (B, W, 2) metres."""
+    best = output.scores.argmax(dim=-1)
+    return _pick(output.traj_m[..., :2], best)
+
+
+def gaussian_entropy(gaussian: Tensor) -> Tensor:
+    """Entropy (nats) of correlated 2D Gaussians ``[log sx, log sy, rho]``: (..., 3) -> (...)."""
+    log_sx, log_sy, rho = gaussian.unbind(-1)
+    return _LOG_2PI_E + log_sx + log_sy + 0.5 * torch.log(1.0 - rho.square())
+
+
+def mixture_entropy(output: PolicyOutput) -> tuple[Tensor, Tensor, Tensor]:
+    """Entropy of the joint ``(mode, normalised waypoints)`` (see the module docstring).
+
+    Returns:
+        ``(total, mode_entropy, gaussian_entropy)``, each (B,) nats: ``total = mode_entropy
+        + sum_k p_k H(N_k)`` with ``gaussian_entropy`` the score-weighted second term.
+    """
+    log_p = torch.log_softmax(output.scores, dim=-1)
+    p = log_p.exp()
+    mode_h = -(p * log_p).sum(-1)
+    per_mode = gaussian_entropy(output.gaussian).sum(-1)  # (B, K): sum over waypoints
+    gauss_h = (p * per_mode).sum(-1)
+    return mode_h + gauss_h, mode_h, gauss_h

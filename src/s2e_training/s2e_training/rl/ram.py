@@ -1,0 +1,205 @@
+"""The Residual-Attention Module (RAM) and the RL policy around a pretrained S2E network.
+
+RAM (ControlNet style, one block per decoder layer ``i``)::
+
+    residual_i(x, memory) = zero_out_i( attn_i( norm_i(x), kv, kv ) ),
+    kv = memory + zero_in_i(memory)
+
+``norm_i``/``attn_i`` are trainable copies of decoder layer ``i``'s ``cross_norm`` and
+``cross_attn`` (initialised from the pretrained weights), ``zero_in_i`` and ``zero_out_i``
+are ``Linear(D, D)`` layers initialised to zero (weights and biases). The residual is added
+to layer ``i``'s output through the network's ``decoder_residual`` hook
+(:meth:`S2EPolicyNet.forward`), so at initialisation it is exactly zero and the policy's
+outputs equal the pretrained network's bit for bit. ``zero_in`` lets RAM re-project the keys
+and values (the fused observation) it attends to; ``zero_out`` gates what it adds. Shapes:
+``x`` (B, K, D) the layer's input queries, ``memory`` (B, T+1, D).
+
+:class:`RamPolicy` holds the pretrained network, the RAM (variant ``ram`` only), a value head
+and a learnable log-std shift. Variants (the paper's ablation, chosen by config):
+
+- ``ram``: the base network is frozen; RAM, value head and log-std train.
+- ``decoder``: no RAM; the base network's anchor decoder and output heads (score, offset,
+  Gaussian, speed) train with the value head and log-std; encoder and fusion are frozen.
+- ``full``: every parameter of the base network trains (with value head and log-std).
+- ``sft``: nothing trains: the supervised (pretrained) policy as it is, the baseline.
+
+Value head: an MLP on the mean over the memory tokens (the fused frames + goal, (B, D)),
+**detached** from the policy network. The critic therefore never changes the features the
+actor uses, in every variant alike (with ``full``/``decoder`` a value loss on shared
+features would otherwise rewrite pretrained features with a noisy regression target), and
+the ablation compares the actors' parametrisations only.
+
+Log-std: one learnable scalar (``policy.learn_log_std``) added to every predicted
+``log sigma`` (normalised units), initialised to 0, so PPO can widen or narrow exploration
+globally; it is part of :attr:`PolicyOutput.gaussian` and thus of the export.
+
+RL runs the network without dropout (dropout layers are switched off on construction): the
+PPO ratio compares the same deterministic forward pass before and after an update.
+
+Export: :class:`RamPolicy` has ``forward(frames, goal) -> PolicyOutput``, ``config`` and
+``anchors`` exactly like :class:`S2EPolicyNet`, so the ONNX exporter takes it as it is.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+from torch import Tensor, nn
+
+from s2e_policy.errors import S2EError
+from s2e_training.model.config import ModelConfig
+from s2e_training.model.network import PolicyOutput, S2EPolicyNet
+
+VARIANTS = ("ram", "decoder", "full", "sft")
+"""Which parameters RL post-training updates (see the module docstring)."""
+
+DECODER_HEADS = ("score_head", "offset_head", "gaussian_head", "speed_head")
+"""Output heads of :class:`S2EPolicyNet` that the ``decoder`` variant trains with the decoder."""
+
+
+class RamBlock(nn.Module):
+    """The RAM block of one decoder layer (see the module docstring).
+
+    Args:
+        cross_norm: the pretrained layer's pre-attention LayerNorm (copied).
+        cross_attn: the pretrained layer's cross-attention (copied).
+    """
+
+    def __init__(self, cross_norm: nn.LayerNorm, cross_attn: nn.MultiheadAttention) -> None:
+        super().__init__()
+        d_model = cross_attn.embed_dim
+        self.norm = copy.deepcopy(cross_norm)
+        self.attn = copy.deepcopy(cross_attn)
+        self.zero_in = nn.Linear(d_model, d_model)
+        self.zero_out = nn.Linear(d_model, d_model)
+        for layer in (self.zero_in, self.zero_out):
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+    def forward(self, queries: Tensor, memory: Tensor) -> Tensor:
+        """(B,K,D) layer input queries, (B,M,D) memory -> (B,K,D) residual."""
+        kv = memory + self.zero_in(memory)
+        attended = self.attn(self.norm(queries), kv, kv, need_weights=False)[0]
+        return self.zero_out(attended)
+
+
+class ResidualAttentionModule(nn.Module):
+    """One :class:`RamBlock` per decoder layer of ``base``; a ``decoder_residual`` hook.
+
+    Args:
+        base: the pretrained network whose decoder layers are copied (not modified).
+    """
+
+    def __init__(self, base: S2EPolicyNet) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(
+            RamBlock(layer.cross_norm, layer.cross_attn) for layer in base.decoder.layers
+        )
+
+    def forward(self, layer_index: int, queries: Tensor, memory: Tensor) -> Tensor:
+        """The residual of decoder layer ``layer_index``: (B,K,D), (B,M,D) -> (B,K,D)."""
+        return self.blocks[layer_index](queries, memory)
+
+
+def _disable_dropout(module: nn.Module) -> None:
+    """Set every dropout probability in ``module`` to 0 (in place)."""
+    for sub in module.modules():
+        if isinstance(sub, nn.Dropout):
+            sub.p = 0.0
+        elif isinstance(sub, nn.MultiheadAttention):
+            sub.dropout = 0.0
+
+
+class RamPolicy(nn.Module):
+    """Pretrained S2E network + RAM + value head + log-std, for PPO and for export.
+
+    Args:
+        base: the pretrained network; it is deep-copied, so the caller's copy is untouched.
+        variant: one of :data:`VARIANTS`.
+        value_hidden: hidden width of the value MLP.
+        learn_log_std: train the global log-std shift (else it stays 0).
+        seed: initialises the value head without touching the global RNG (the RAM is a copy
+            plus zeros, so the whole policy is a function of ``base`` and ``seed``).
+
+    Raises:
+        S2EError: unknown variant or ``value_hidden < 1``.
+    """
+
+    def __init__(self, base: S2EPolicyNet, variant: str = "ram", value_hidden: int = 128,
+                 learn_log_std: bool = True, seed: int = 0) -> None:
+        super().__init__()
+        if variant not in VARIANTS:
+            raise S2EError(f"policy variant {variant!r}: expected one of {VARIANTS}")
+        if value_hidden < 1:
+            raise S2EError(f"policy.value_hidden must be >= 1, got {value_hidden}")
+        self.variant = variant
+        self.base = copy.deepcopy(base)
+        _disable_dropout(self.base)
+        self.ram = ResidualAttentionModule(self.base) if variant == "ram" else None
+        d_model = self.base.config.d_model
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.value_head = nn.Sequential(
+                nn.LayerNorm(d_model), nn.Linear(d_model, value_hidden), nn.Tanh(),
+                nn.Linear(value_hidden, 1),
+            )
+        self.log_std = nn.Parameter(torch.zeros(()), requires_grad=learn_log_std)
+        for param in self.base.parameters():
+            param.requires_grad_(False)
+        if variant == "full":
+            self.base.requires_grad_(True)
+        elif variant == "decoder":
+            self.base.decoder.requires_grad_(True)
+            for name in DECODER_HEADS:
+                getattr(self.base, name).requires_grad_(True)
+        if variant == "sft":
+            self.value_head.requires_grad_(False)
+            self.log_std.requires_grad_(False)
+
+    @property
+    def config(self) -> ModelConfig:
+        """The base network's :class:`ModelConfig` (what the ONNX contract records)."""
+        return self.base.config
+
+    @property
+    def anchors(self) -> Tensor:
+        """(K, W, 2) float32 normalised anchors of the base network."""
+        return self.base.anchors
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """The parameters PPO updates (empty for ``sft``)."""
+        return [p for p in self.parameters() if p.requires_grad]
+
+    def _policy(self, frames: Tensor, goal: Tensor) -> tuple[PolicyOutput, Tensor]:
+        memory = self.base.encode(frames, goal)
+        output = self.base.heads(self.base.decode(memory, self.ram))
+        # + 0 at initialisation: float addition of zero leaves the outputs bit-identical.
+        shifted = torch.cat(
+            [output.gaussian[..., :2] + self.log_std, output.gaussian[..., 2:]], dim=-1
+        )
+        return output._replace(gaussian=shifted), memory
+
+    def forward(self, frames: Tensor, goal: Tensor) -> PolicyOutput:
+        """The RAM-augmented policy, same signature and output as :class:`S2EPolicyNet`.
+
+        Args:
+            frames: (B, T, 3, S, S) float32 RGB in [0, 1], oldest frame first.
+            goal: (B, 3) float32 ``[clip(d, 0.1, 200) / 200, cos(theta), sin(theta)]``.
+
+        Returns:
+            :class:`PolicyOutput` (robot frame, metres / radians / m/s).
+        """
+        return self._policy(frames, goal)[0]
+
+    def policy_and_value(self, frames: Tensor, goal: Tensor) -> tuple[PolicyOutput, Tensor]:
+        """The policy output and the state value (B,) for the same inputs as :meth:`forward`."""
+        output, memory = self._policy(frames, goal)
+        value = self.value_head(memory.mean(dim=1).detach()).squeeze(-1)
+        return output, value
+
+
+def count_parameters(params: list[nn.Parameter]) -> int:
+    """Number of scalars in ``params``."""
+    return int(sum(math.prod(p.shape) for p in params))

@@ -1,0 +1,124 @@
+"""The mixture action: sampling, log-probabilities and entropy agree with each other."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import pytest
+import torch
+
+from s2e_training.losses import gaussian_nll_2d
+from s2e_training.model.network import PolicyOutput
+from s2e_training.rl import distribution
+
+DT_S = 0.2
+SAMPLES = 100_000
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def mixture(waypoints: int, speeds: tuple[float, ...]) -> PolicyOutput:
+    """One observation, K = len(speeds) modes with distinct means, sigmas and correlations."""
+    k = len(speeds)
+    generator = torch.Generator().manual_seed(0)
+    traj_norm = torch.randn((1, k, waypoints, 2), generator=generator)
+    log_sigma = torch.rand((1, k, waypoints, 2), generator=generator) * 0.8 - 0.6
+    rho = torch.rand((1, k, waypoints, 1), generator=generator) * 1.6 - 0.8
+    scores = torch.tensor([[0.5, -0.3, 1.0, 0.0][:k]])
+    speed = torch.tensor([speeds])
+    traj_m = torch.cat([traj_norm * (speed * DT_S)[..., None, None],
+                        torch.zeros((1, k, waypoints, 1))], dim=-1)
+    return PolicyOutput(scores, traj_norm, traj_norm, traj_m[..., 2],
+                        torch.cat([log_sigma, rho], dim=-1), speed, traj_m)
+
+
+def repeat(output: PolicyOutput, n: int) -> PolicyOutput:
+    return PolicyOutput(*(t.expand(n, *t.shape[1:]) for t in output))
+
+
+def test_density_integrates_to_one_over_modes_and_the_plane() -> None:
+    # W = 1: the action is a mode and a point of the plane; sum_k of the integral of
+    # exp(log p(k, a)) over a fine grid must be 1.
+    output = mixture(1, (1.5, 0.8, 2.5))
+    step, half = 0.02, 3.0
+    axis = torch.arange(-half, half, step) + step / 2
+    grid = torch.stack(torch.meshgrid(axis, axis, indexing="ij"), dim=-1).reshape(-1, 1, 2)
+    total = 0.0
+    for k in range(3):
+        batch = repeat(output, grid.shape[0])
+        mode = torch.full((grid.shape[0],), k)
+        total += float(distribution.log_prob(batch, mode, grid, DT_S).exp().sum()) * step**2
+    assert total == pytest.approx(1.0, abs=2e-3)
+
+
+def test_samples_follow_the_mode_probabilities_and_gaussians() -> None:
+    output = mixture(3, (1.5, 0.8, 2.5, 1.2))
+    batch = repeat(output, SAMPLES)
+    action = distribution.sample(batch, DT_S, torch.Generator().manual_seed(1))
+    frequencies = torch.bincount(action.mode, minlength=4).float() / SAMPLES
+    torch.testing.assert_close(frequencies, torch.softmax(output.scores[0], -1), atol=4e-3,
+                               rtol=0)
+    for k in range(4):
+        a = action.waypoints_m[action.mode == k]  # (n, W, 2) metres
+        scale = output.speed_mps[0, k] * DT_S
+        mean = output.traj_norm[0, k] * scale
+        sx, sy = (output.gaussian[0, k, :, :2].exp() * scale).unbind(-1)
+        rho = output.gaussian[0, k, :, 2]
+        torch.testing.assert_close(a.mean(0), mean, atol=0.02, rtol=0)
+        torch.testing.assert_close(a.std(0), torch.stack([sx, sy], -1), atol=0.02, rtol=0.02)
+        centred = a - a.mean(0)
+        corr = (centred[..., 0] * centred[..., 1]).mean(0) / (a[..., 0].std(0) * a[..., 1].std(0))
+        torch.testing.assert_close(corr, rho, atol=0.02, rtol=0)
+
+
+def test_log_prob_of_a_sample_is_the_sum_of_its_parts() -> None:
+    output = mixture(4, (1.5, 0.8, 2.5))
+    action = distribution.sample(repeat(output, 64), DT_S, torch.Generator().manual_seed(2))
+    batch = repeat(output, 64)
+    recomputed = distribution.log_prob(batch, action.mode, action.waypoints_m, DT_S)
+    torch.testing.assert_close(action.log_prob, recomputed)
+    for i in range(8):
+        k = int(action.mode[i])
+        scale = output.speed_mps[0, k] * DT_S
+        log_mode = torch.log_softmax(output.scores[0], -1)[k]
+        # Density of the normalised waypoints, then the change of variables to metres.
+        norm = action.waypoints_m[i] / scale
+        log_norm = -gaussian_nll_2d(norm - output.traj_norm[0, k], output.gaussian[0, k]).sum()
+        log_jacobian = -2 * 4 * math.log(scale)
+        assert float(action.log_prob[i]) == pytest.approx(
+            float(log_mode + log_norm) + log_jacobian, abs=1e-4)
+
+
+def test_entropy_is_the_expected_negative_log_probability() -> None:
+    speeds = (1.5, 0.8, 2.5)
+    output = mixture(2, speeds)
+    batch = repeat(output, SAMPLES)
+    action = distribution.sample(batch, DT_S, torch.Generator().manual_seed(3))
+    total, mode_h, gauss_h = distribution.mixture_entropy(output)
+    p = torch.softmax(output.scores[0], -1)
+    assert float(mode_h) == pytest.approx(float(-(p * p.log()).sum()), abs=1e-6)
+    # Joint entropy in metres = the normalised entropy + 2 W E_k[log scale_k].
+    log_scale = torch.log(torch.tensor(speeds) * DT_S)
+    expected_m = float(total) + 2 * 2 * float((p * log_scale).sum())
+    assert float(-action.log_prob.mean()) == pytest.approx(expected_m, abs=0.02)
+    assert float(gauss_h) == pytest.approx(float(total - mode_h), abs=1e-6)
+
+
+def test_standing_modes_keep_a_finite_density() -> None:
+    output = mixture(2, (0.0, 1.0))
+    action = distribution.sample(repeat(output, 16), DT_S, torch.Generator().manual_seed(4))
+    assert torch.isfinite(action.log_prob).all()
+    assert torch.isfinite(action.waypoints_m).all()
+
+
+def test_greedy_action_is_the_top_mode_mean() -> None:
+    output = mixture(3, (1.5, 0.8, 2.5))
+    greedy = distribution.greedy_waypoints_m(output)
+    torch.testing.assert_close(greedy[0], output.traj_m[0, 2, :, :2])  # score 1.0 is top

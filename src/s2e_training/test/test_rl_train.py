@@ -1,0 +1,234 @@
+"""`s2e train rl` end to end on a tiny policy pretrained on simulator rollouts.
+
+Covers: the CLI, TensorBoard scalars (every reward term, evaluation SR/collisions, PPO
+statistics), atomic checkpoints, Ctrl-C and resume, held-out evaluation through the
+NavBench-GS metrics, 2 asynchronous rollout workers, the ``sft`` baseline and bad input.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from s2e_policy.cli import main
+from s2e_policy.embodiment import load_embodiment
+from s2e_policy.errors import S2EError
+from s2e_sim_bridge.navbench import report
+from s2e_sim_bridge.navbench.agents import make_agent
+from s2e_sim_bridge.navbench.runner import episode_set_for, run_episode
+from s2e_sim_bridge.navbench.sim import NavBenchSim, SimConfig
+from s2e_sim_bridge.scene import generate_street_scene, load_scene, save_scene
+from s2e_training.data.sample import Trajectory
+from s2e_training.rl import RLConfig, load_rl_checkpoint, train_rl
+from s2e_training.rl import runner as rl_runner
+from s2e_training.rl.runner import EVAL_DIR, EVAL_EPISODES_FILE, eval_dir
+from s2e_training.train import CheckpointError, TrainConfig, load_checkpoint, pretrain
+from s2e_training.train.checkpoint import list_checkpoints
+
+SIM_RATE_HZ = 5.0
+RENDER_WIDTH_PX = 48
+# A short street with few Gaussians: environments build in about a second.
+STREET = {"length_m": 30.0, "num_gaussians": 20_000}
+# Held-out evaluation episodes are cut to this many seconds (10 control steps) for speed.
+EVAL_TIME_LIMIT_S = 2.0
+PRETRAIN = {
+    "model": {
+        "preset": "small", "image_size": 32, "context_frames": 2, "num_anchors": 6,
+        "waypoints": 4, "d_model": 32, "heads": 4, "fusion_layers": 1, "decoder_layers": 2,
+        "ffn_dim": 64, "encoder": {"kind": "cnn", "channels": [8, 16]}, "waypoint_dt_s": 0.2,
+        "anchor_kind": "kmeans",
+    },
+    "data": {"goal_min_s": 0.4, "goal_max_s": 4.0},
+    "augment": None,
+    "loss": {"mode": "agdm"},
+    "optim": {"lr": 3.0e-3, "weight_decay": 0.01, "grad_clip_norm": 1.0},
+    "steps": 4, "batch_size": 8, "num_workers": 0, "checkpoint_every_steps": 4,
+    "log_every_steps": 4, "seed": 3,
+}
+RL = {
+    "policy": {"variant": "ram", "value_hidden": 32},
+    "env": {"task": "empty", "render_width_px": RENDER_WIDTH_PX, "num_envs": 2,
+            "asynchronous": False, "episode_pool_size": 2},
+    "ppo": {"steps_per_rollout": 8, "epochs": 2, "minibatches": 2, "lr": 1.0e-3},
+    "eval": {"tasks": ["empty"], "episodes": 1, "seed": 100, "every_updates": 2,
+             "at_start": True},
+    "total_env_steps": 48,
+    "checkpoint_every_updates": 1,
+    "seed": 0,
+}
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A small street scene and a tiny policy pretrained (AGDM) on an expert episode in it."""
+    root = tmp_path_factory.mktemp("rl")
+    scene, _ = generate_street_scene(0, **STREET)
+    ply, _ = save_scene(scene, root / "street.ply")
+    sim = NavBenchSim(load_scene(ply), load_embodiment("wheeled"),
+                      SimConfig(control_rate_hz=SIM_RATE_HZ, render_width_px=RENDER_WIDTH_PX))
+    camera: list = []
+    metrics, poses, _ = run_episode(sim, episode_set_for(sim, "empty", 1, seed=0), 0,
+                                    make_agent("expert"), camera=camera)
+    assert metrics.success == 1.0
+    stamps = np.arange(len(poses), dtype=np.int64) * round(1e9 / SIM_RATE_HZ)
+    expert = Trajectory(source="navbench", trajectory_id="expert-empty-000",
+                        frame_stamps_ns=stamps, frames=camera, pose_stamps_ns=stamps,
+                        poses=poses, frame_ids=np.arange(len(poses), dtype=np.int64))
+    result = pretrain(TrainConfig.from_dict(PRETRAIN), [expert], root / "pretrain",
+                      progress=False)
+    return {"root": root, "scene": ply, "init": result.checkpoint}
+
+
+def rl_config(world: dict[str, Path], tmp_path: Path, **overrides: object) -> Path:
+    data = copy.deepcopy(RL)
+    data["env"]["scene"] = data["eval"]["scene"] = str(world["scene"])
+    for key, value in overrides.items():
+        if isinstance(value, dict):
+            data[key] = {**data[key], **value}
+        else:
+            data[key] = value
+    path = tmp_path / "rl.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def short_held_out_episodes(world: dict[str, Path], run_dir: Path) -> None:
+    """Write the held-out episode set the run will reuse, each episode cut short."""
+    sim = NavBenchSim(load_scene(world["scene"]), load_embodiment("wheeled"),
+                      SimConfig(render=False))
+    episodes = episode_set_for(sim, "empty", RL["eval"]["episodes"], RL["eval"]["seed"])
+    episodes.episodes = [dataclasses.replace(e, time_limit_s=EVAL_TIME_LIMIT_S)
+                         for e in episodes.episodes]
+    episodes.save(run_dir / EVAL_DIR / EVAL_EPISODES_FILE.format(task="empty"))
+
+
+def scalars(run_dir: Path) -> dict[str, dict[int, float]]:
+    acc = EventAccumulator(str(run_dir / "tensorboard"))
+    acc.Reload()
+    return {tag: {e.step: e.value for e in acc.Scalars(tag)} for tag in acc.Tags()["scalars"]}
+
+
+def test_cli_trains_logs_evaluates_and_resumes_after_ctrl_c(world, tmp_path, monkeypatch,
+                                                             capsys) -> None:
+    config = rl_config(world, tmp_path)
+    out = tmp_path / "run"
+    short_held_out_episodes(world, out)
+    # Ctrl-C during the second of three updates: the update finishes, is checkpointed, and
+    # the run stops (KeyboardInterrupt, which the CLI reports).
+    calls = []
+    real_update = rl_runner.ppo_update
+
+    def interrupted_update(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_update(*args, **kwargs)
+
+    monkeypatch.setattr(rl_runner, "ppo_update", interrupted_update)
+    assert main(["train", "rl", "--init", str(world["init"]), "--config", str(config),
+                 "--out", str(out), "--no-progress"]) == 130  # the CLI's "interrupted" status
+    assert "interrupted" in capsys.readouterr().err
+    assert [step for step, _ in list_checkpoints(out)] == [1, 2]
+    monkeypatch.setattr(rl_runner, "ppo_update", real_update)
+
+    # Without --resume the run folder is refused; with it the run finishes.
+    assert main(["train", "rl", "--init", str(world["init"]), "--config", str(config),
+                 "--out", str(out), "--no-progress"]) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert main(["train", "rl", "--config", str(config), "--out", str(out), "--resume",
+                 "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "update 3, env steps 48" in printed and "eval: empty SR" in printed
+    assert [step for step, _ in list_checkpoints(out)] == [1, 2, 3]
+
+    logged = scalars(out)
+    for term in ("progress", "arrival", "collision", "sidewalk_centring", "social",
+                 "smoothness"):
+        assert sorted(logged[f"reward/{term}"]) == [16, 32, 48], term
+    for tag in ("loss/policy_loss", "loss/value_loss", "policy/approx_kl", "policy/entropy",
+                "policy/mode_entropy", "policy/clip_fraction", "policy/log_std"):
+        assert sorted(logged[tag]) == [16, 32, 48], tag
+    # Evaluation before training (the pretrained policy), every 2 updates and at the end.
+    assert sorted(logged["eval/empty/success"]) == [0, 32, 48]
+    assert sorted(logged["eval/empty/collisions"]) == [0, 32, 48]
+    finished = report.read_finished(eval_dir(out, 3))
+    assert len(finished) == 1 and finished[0].time_s <= EVAL_TIME_LIMIT_S + 1e-6
+    assert (eval_dir(out, 3) / "metrics.json").is_file()
+
+    policy, loaded_config, train_config, anchors, updates = load_rl_checkpoint(out)
+    assert updates == 3 and loaded_config == RLConfig.from_yaml(config)
+    base, _, _, _ = load_checkpoint(world["init"])
+    for name, value in base.state_dict().items():  # the RAM variant leaves the base alone
+        assert torch.equal(policy.base.state_dict()[name], value), name
+    assert any(block.zero_out.weight.abs().max() > 0 for block in policy.ram.blocks)
+    assert anchors.shape == (6, 4, 3) and train_config.model == base.config
+
+    # A finished run has nothing left to do; more steps continue it.
+    result = train_rl(RLConfig.from_yaml(config), out, resume=True, progress=False)
+    assert result.updates == 3 and list_checkpoints(out)[-1][0] == 3
+
+
+def test_two_asynchronous_rollout_workers(world, tmp_path) -> None:
+    config = RLConfig.from_yaml(rl_config(
+        world, tmp_path, policy={"variant": "full", "value_hidden": 32},
+        env={"asynchronous": True}, eval={"at_start": False, "every_updates": 0},
+        total_env_steps=16))
+    out = tmp_path / "async"
+    short_held_out_episodes(world, out)
+    result = train_rl(config, out, init=world["init"], progress=False)
+    assert result.updates == 1 and result.env_steps == 16
+    assert result.evaluation["empty"]["episodes"] == 1
+    policy, *_ = load_rl_checkpoint(result.checkpoint)
+    base, *_ = load_checkpoint(world["init"])
+    moved = [n for n, v in base.state_dict().items()
+             if not torch.equal(policy.base.state_dict()[n], v)]
+    assert any(n.startswith("encoder.") for n in moved)  # full fine-tuning reaches the encoder
+
+
+def test_sft_baseline_only_evaluates(world, tmp_path) -> None:
+    config = RLConfig.from_yaml(rl_config(world, tmp_path, policy={"variant": "sft"}))
+    out = tmp_path / "sft"
+    short_held_out_episodes(world, out)
+    result = train_rl(config, out, init=world["init"], progress=False)
+    assert result.updates == 0 and result.checkpoint is None
+    assert set(result.evaluation) == {"empty"}
+    assert (eval_dir(out, 0) / "metrics.json").is_file()
+    assert list_checkpoints(out) == []
+
+
+def test_bad_input_is_refused(world, tmp_path) -> None:
+    config = rl_config(world, tmp_path)
+    with pytest.raises(S2EError, match=r"--init: a pretrained checkpoint"):
+        train_rl(RLConfig.from_yaml(config), tmp_path / "x", progress=False)
+    with pytest.raises(S2EError, match=r"--resume: .* has no checkpoint"):
+        train_rl(RLConfig.from_yaml(config), tmp_path / "x", resume=True, progress=False)
+    with pytest.raises(CheckpointError, match=r"not an RL checkpoint"):
+        load_rl_checkpoint(world["init"])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({**RL, "ppo": {"learning_rate": 1.0}}))
+    with pytest.raises(S2EError, match=r"bad.yaml: unknown key 'ppo.learning_rate'"):
+        RLConfig.from_yaml(bad)
+    bad.write_text(yaml.safe_dump({**RL, "eval": {"tasks": ["stairs"]}}))
+    with pytest.raises(S2EError, match=r"unknown task 'stairs'"):
+        RLConfig.from_yaml(bad)
+    with pytest.raises(S2EError, match=r"--env-steps must be >= 1"):
+        train_rl(RLConfig.from_yaml(config), tmp_path / "x", init=world["init"],
+                 total_env_steps=0)
