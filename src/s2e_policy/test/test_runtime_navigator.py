@@ -27,6 +27,8 @@ CONTEXT = np.full((3, 3, 16, 16), 0.5, np.float32)
 ORIGIN = np.zeros(3)
 HEADINGS = np.linspace(-1.2, 1.2, 7)
 DT = 0.25
+# The paper's controller, with turning on the spot only for goals far behind.
+PAPER = NavigatorConfig(controller="direct", turn_in_place_bearing_rad=math.radians(120.0))
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +57,7 @@ def test_goal_in_robot_frame() -> None:
 
 
 def test_non_finite_or_misshapen_pose_and_goal_raise(runtime) -> None:
-    nav = Navigator(runtime, load_embodiment("wheeled"))
+    nav = Navigator(runtime, load_embodiment("wheeled"), PAPER)
     with pytest.raises(S2EError, match="odometry pose"):
         nav.decide(0, np.array([0.0, np.nan, 0.0]), np.array([1.0, 0.0]), CONTEXT)
     with pytest.raises(S2EError, match="goal"):
@@ -65,7 +67,7 @@ def test_non_finite_or_misshapen_pose_and_goal_raise(runtime) -> None:
 
 
 def test_direct_controller_follows_highest_mode(runtime) -> None:
-    nav = Navigator(runtime, load_embodiment("wheeled"))
+    nav = Navigator(runtime, load_embodiment("wheeled"), PAPER)
     goal = 5.0 * np.array([math.cos(0.4), math.sin(0.4)])
     d = settled(nav, goal)
     assert d.mode == 4 and d.behaviour == "policy"
@@ -82,7 +84,7 @@ def test_direct_controller_follows_highest_mode(runtime) -> None:
 
 def test_velocity_and_acceleration_limits(runtime) -> None:
     wheeled = load_embodiment("wheeled")  # 1.5 m/s^2, 3 rad/s^2, 2 rad/s
-    nav = Navigator(runtime, wheeled)
+    nav = Navigator(runtime, wheeled, PAPER)
     goal = 5.0 * np.array([math.cos(0.8), math.sin(0.8)])  # ray 5: w = 0.8 / 0.25 = 3.2
     first = nav.decide(0, ORIGIN, goal, CONTEXT)  # first step: one frame period from rest
     np.testing.assert_allclose(first.command, [1.5 * DT, 0.0, 3.0 * DT], atol=1e-9)
@@ -155,6 +157,16 @@ def test_non_finite_outputs_give_a_non_finite_command(tmp_path: Path) -> None:
     d = nav.decide(0, ORIGIN, np.array([5.0, 0.0]), CONTEXT)
     assert not np.any(np.isfinite(d.command))
     np.testing.assert_array_equal(nav.limiter.last, np.zeros(3))  # limiter untouched
+
+
+def test_defaults_pursue_and_turn_beyond_45_degrees(runtime) -> None:
+    wheeled = load_embodiment("wheeled")
+    nav = Navigator(runtime, wheeled)
+    assert nav.config.controller == "pure_pursuit"
+    ahead = settled(nav, 5.0 * np.array([math.cos(0.4), math.sin(0.4)]))
+    assert ahead.behaviour == "policy" and ahead.mode == 4
+    off = settled(Navigator(runtime, wheeled), 5.0 * np.array([math.cos(0.9), math.sin(0.9)]))
+    assert off.behaviour == "turn_to_goal" and off.command[0] == 0.0 and off.command[2] > 0
 
 
 def test_invalid_navigator_config() -> None:

@@ -23,6 +23,7 @@ from typing import Any
 from s2e_policy.errors import S2EError
 from s2e_policy.runtime import NavigatorConfig, SafetyConfig
 from s2e_policy.runtime.navigator import (
+    DEFAULT_CONTROLLER,
     DEFAULT_LOOKAHEAD_M,
     DEFAULT_TURN_IN_PLACE_BEARING_RAD,
     SPEED_SOURCES,
@@ -87,7 +88,7 @@ class PolicyNodeParams:
     waypoint_modes: str = "chosen"
     base_frame: str = "base_link"
     odom_frame: str = "odom"
-    controller: str = "direct"
+    controller: str = DEFAULT_CONTROLLER
     speed_source: str = "predicted"
     lookahead_m: float = DEFAULT_LOOKAHEAD_M
     mode_switch_margin: float = 0.0

@@ -49,8 +49,17 @@ SPEED_SOURCES = ("predicted", "nominal")
 DEFAULT_LOOKAHEAD_M = 1.0
 """Pure-pursuit lookahead distance along the chosen trajectory (m)."""
 
-DEFAULT_TURN_IN_PLACE_BEARING_RAD = math.radians(120.0)
-"""Goals further off the heading than this are turned towards on the spot (rad)."""
+DEFAULT_TURN_IN_PLACE_BEARING_RAD = math.radians(45.0)
+"""Goals further off the heading than this are turned towards on the spot (rad).
+
+45 degrees is where the NavBench-GS expert (whose rollouts train the shipped policy) turns on
+the spot, so the policy sees goals in the bearing range it was trained on. Measured on the
+shipped policy (README, "Shipped policy"): 45 degrees with pure pursuit doubled the success
+rate on `empty` against 120 degrees with the direct controller.
+"""
+
+DEFAULT_CONTROLLER = "pure_pursuit"
+"""Default waypoint follower (the paper's ``direct`` is one option away; see the README)."""
 
 
 @dataclass(frozen=True)
@@ -69,7 +78,7 @@ class NavigatorConfig:
         allow_reverse: let the limiter pass negative forward speeds.
     """
 
-    controller: str = "direct"
+    controller: str = DEFAULT_CONTROLLER
     lookahead_m: float = DEFAULT_LOOKAHEAD_M
     speed: str = "predicted"
     mode_switch_margin: float = 0.0
