@@ -175,8 +175,8 @@ def test_cli_writes_report_and_resumes(tmp_path: Path) -> None:
     save_scene(scene, scene_path)
     out = tmp_path / "run"
     args = ["navbench", "--scene", str(scene_path), "--task", "empty", "--task", "pedestrian",
-            "--episodes", "2", "--videos", "1", "--render-width", "48", "--out", str(out),
-            "--no-progress"]
+            "--policy", "expert", "--episodes", "2", "--videos", "1", "--render-width", "48",
+            "--out", str(out), "--no-progress"]
     assert main(args) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics["tasks"]) == {"empty", "pedestrian"}

@@ -18,6 +18,7 @@ import pytest
 from s2e_policy.cli import main
 from s2e_policy.embodiment import load_embodiment
 from s2e_policy.errors import S2EError
+from s2e_policy.models import SHIPPED_POLICY_FILE
 from s2e_policy.runtime import StopReason, goal_in_robot
 from s2e_sim_bridge.navbench.agents import ExpertAgent, OnnxAgent, make_agent
 from s2e_sim_bridge.navbench.episodes import EpisodeSet, sample_episodes, scene_fingerprint
@@ -128,3 +129,14 @@ def test_cli_runs_an_onnx_policy(policy, tmp_path: Path) -> None:
     assert metrics["tasks"]["empty"]["episodes"] == 1
     missing = str(tmp_path / "missing.onnx")
     assert main([*common, "--policy", missing, "--out", str(tmp_path / "x")]) == 2
+
+
+def test_cli_default_policy_is_the_shipped_one(tmp_path: Path) -> None:
+    scene_path = tmp_path / "street.ply"
+    save_scene(generate_street_scene(7, **STREET)[0], scene_path)
+    out = tmp_path / "run"
+    assert main(["navbench", "--scene", str(scene_path), "--task", "empty", "--episodes", "1",
+                 "--videos", "0", "--out", str(out), "--no-progress"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["meta"]["policy"] == SHIPPED_POLICY_FILE
+    assert metrics["tasks"]["empty"]["episodes"] == 1

@@ -207,8 +207,9 @@ def test_cli_trains_on_simulator_rollouts_and_reports_bad_input(
     save_scene(generate_street_scene(7, length_m=30.0, width_m=14.0, num_gaussians=20_000)[0],
                scene)
     data = tmp_path / "sim"
-    assert main(["data", "collect", "--out", str(data), "--scene", str(scene), "--task", "empty",
-                 "--episodes", "1", "--render-width", "40", "--no-progress"]) == 0
+    assert main(["navbench", "collect", "--out", str(data), "--scene", str(scene),
+                 "--task", "empty", "--episodes", "1", "--render-width", "40",
+                 "--no-progress"]) == 0
     config = tmp_path / "tiny.yaml"
     # One loader worker: batches do not depend on the worker count.
     config.write_text(yaml.safe_dump({**TINY, "num_workers": 1, "steps": 3}))

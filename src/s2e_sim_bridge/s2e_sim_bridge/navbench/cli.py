@@ -14,6 +14,7 @@ from pathlib import Path
 
 from s2e_policy.embodiment import load_embodiment
 from s2e_policy.errors import S2EError
+from s2e_policy.models import SHIPPED_POLICY_FILE, shipped_policy_path
 from s2e_sim_bridge.navbench import report
 from s2e_sim_bridge.navbench.agents import make_agent
 from s2e_sim_bridge.navbench.collect import (
@@ -51,8 +52,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--episodes", type=int, default=5, help="episodes per task (default 5)")
     p.add_argument("--episodes-file", type=Path, default=None,
                    help="run the episodes of this episode-set JSON instead of sampling")
-    p.add_argument("--policy", default="expert",
-                   help="expert | straight (default expert)")
+    p.add_argument("--policy", default=None,
+                   help="expert | straight | path/to/policy.onnx (default: the shipped policy, "
+                        f"s2e_policy/models/{SHIPPED_POLICY_FILE})")
     p.add_argument("--embodiment", default="wheeled", help="wheeled | go2 | path to YAML")
     p.add_argument("--seed", type=int, default=0, help="episode sampling seed")
     p.add_argument("--videos", type=int, default=1, help="GIFs for the first N episodes/task")
@@ -125,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
         raise S2EError(f"--episodes must be >= 1, got {args.episodes}")
     scene = load_navbench_scene(args.scene)
     embodiment = load_embodiment(args.embodiment)
-    agent = make_agent(args.policy)
+    agent = make_agent(args.policy or str(shipped_policy_path()))
     config = SimConfig(render_width_px=args.render_width, backend=args.backend)
     sim = NavBenchSim(scene, embodiment, config)
     fingerprint = scene_fingerprint(scene)
