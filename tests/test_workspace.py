@@ -120,6 +120,15 @@ def test_s2e_cli_lists_subcommands() -> None:
         assert command in proc.stdout
 
 
+def test_cli_start_up_imports_no_torch() -> None:
+    """Registering every subcommand stays cheap: torch loads only when a handler needs it."""
+    code = ("import sys; from s2e_policy.cli import build_parser; build_parser(); "
+            "print(sorted(m for m in ('torch', 'onnx', 'tensorboard') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == "[]", done.stdout
+
+
 @pytest.mark.slow
 def test_colcon_build_and_test(tmp_path: Path) -> None:
     """``colcon build`` installs the three packages; ``colcon test`` runs a package's tests."""

@@ -10,14 +10,47 @@ Dependencies therefore keep pointing one way (training -> sim_bridge -> policy).
 from __future__ import annotations
 
 import argparse
+import ast
 import logging
 import sys
+from collections.abc import Callable
+from importlib import import_module
 from importlib.metadata import entry_points
+from importlib.util import find_spec
+from typing import Any
 
 from s2e_policy import __version__
 from s2e_policy.errors import S2EError
 
 ENTRY_POINT_GROUP = "s2e.commands"
+
+
+def module_docstring(module: str) -> str | None:
+    """A module's docstring read from its source, without importing it.
+
+    Subcommands use it for ``--help`` text while keeping heavy imports (torch, MuJoCo) out of
+    ``s2e`` start-up: register functions must stay cheap, handlers import what they run.
+    """
+    spec = find_spec(module)
+    if spec is None or spec.origin is None:
+        return None
+    with open(spec.origin, encoding="utf-8") as handle:
+        return ast.get_docstring(ast.parse(handle.read()))
+
+
+def lazy_attributes(package: str, names: dict[str, str]) -> Callable[[str], Any]:
+    """A module ``__getattr__`` that imports ``package.<names[name]>`` on first use of ``name``.
+
+    Packages whose modules import torch re-export them this way, so that registering their
+    subcommands (which imports the package) does not import torch.
+    """
+
+    def getattr_(name: str) -> Any:
+        if name in names:
+            return getattr(import_module(f"{package}.{names[name]}"), name)
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    return getattr_
 
 
 def build_parser() -> argparse.ArgumentParser:

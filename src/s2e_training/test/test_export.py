@@ -29,7 +29,7 @@ from s2e_training.export import (
     open_session,
     random_inputs,
 )
-from s2e_training.export.parity import FP16_PARITY_ATOL, FP32_PARITY_ATOL
+from s2e_training.export.settings import DEFAULT_OPSET, FP16_PARITY_ATOL, FP32_PARITY_ATOL
 from s2e_training.model.anchors import build_anchors
 from s2e_training.train import TrainConfig, load_checkpoint, save_checkpoint
 from s2e_training.train.checkpoint import build_model
@@ -120,7 +120,7 @@ def test_file_carries_the_contract(exported, checkpoint) -> None:
     assert [o.name for o in proto.graph.output] == list(OUTPUT_NAMES)
     assert all(v.type.tensor_type.shape.dim[0].dim_param == "B"
                for v in list(proto.graph.input) + list(proto.graph.output))
-    assert proto.opset_import[0].version == onnx_export.DEFAULT_OPSET
+    assert proto.opset_import[0].version == DEFAULT_OPSET
     assert [d.dim_value for d in proto.graph.output[0].type.tensor_type.shape.dim[1:]] == [6]
     onnx_export.check_graph_interface(proto, contract)
     with pytest.raises(ExportError, match=r"graph input 'frames': shape \('B', 3, 3, 32, 32\)"):

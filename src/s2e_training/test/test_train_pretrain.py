@@ -71,9 +71,19 @@ def euroc(fixtures_dir):
 
 
 def scalars(run_dir: Path, tag: str) -> dict[int, float]:
-    acc = EventAccumulator(str(run_dir / "tensorboard"))
-    acc.Reload()
-    return {event.step: event.value for event in acc.Scalars(tag)}
+    """Scalars of every event file of a run (a resumed run writes a second file).
+
+    Files are read one by one: a folder-level EventAccumulator follows file names in sorted
+    order, and the writer's per-process counter in the name (``...9`` then ``...10``) can sort
+    a later file first, after which the earlier one is never read.
+    """
+    out: dict[int, float] = {}
+    for path in sorted((run_dir / "tensorboard").glob("events.out.tfevents.*")):
+        acc = EventAccumulator(str(path))
+        acc.Reload()
+        if tag in acc.Tags()["scalars"]:
+            out.update({event.step: event.value for event in acc.Scalars(tag)})
+    return out
 
 
 def assert_same_parameters(a: torch.nn.Module, b: torch.nn.Module) -> None:

@@ -4,8 +4,8 @@ Adapters turn each source into a :class:`Trajectory`; :func:`make_sample` cuts s
 any trajectory; :class:`NavDataset` and :func:`collate` feed torch.
 """
 
+from s2e_policy.cli import lazy_attributes
 from s2e_training.data.augment import AugmentConfig, augment, colour_jitter, hflip
-from s2e_training.data.dataset import NavDataset, collate
 from s2e_training.data.gnm import read_gnm_dataset, read_gnm_trajectory, write_gnm
 from s2e_training.data.rosbag import read_bag_trajectory
 from s2e_training.data.sample import (
@@ -19,6 +19,9 @@ from s2e_training.data.sample import (
 )
 from s2e_training.data.sources import load_trajectories
 from s2e_training.data.video import read_pose_csv, read_video_trajectory
+
+# torch-backed: imported on first use, so reading data never pays for torch.
+__getattr__ = lazy_attributes(__name__, {"NavDataset": "dataset", "collate": "dataset"})
 
 __all__ = [
     "AugmentConfig",

@@ -15,18 +15,11 @@ import json
 from pathlib import Path
 
 from s2e_policy.errors import S2EError
-from s2e_training.export.onnx_export import (
+from s2e_training.export.settings import (
     DEFAULT_EMBODIMENT,
     DEFAULT_OPSET,
-    export_network,
-    load_export_source,
-    random_inputs,
-)
-from s2e_training.export.parity import (
     FP16_PARITY_ATOL,
     FP32_PARITY_ATOL,
-    max_abs_errors,
-    open_session,
 )
 
 DEFAULT_CHECK_BATCH = 2
@@ -59,6 +52,10 @@ def run_export(args: argparse.Namespace) -> int:
     """Handler of ``s2e export``; returns the exit status (1 when parity fails)."""
     if args.check_batch < 1:
         raise S2EError(f"--check-batch: expected an integer >= 1, got {args.check_batch}")
+    # torch and onnx only when exporting, so `s2e` starts fast.
+    from s2e_training.export.onnx_export import export_network, load_export_source, random_inputs
+    from s2e_training.export.parity import max_abs_errors, open_session
+
     source = load_export_source(args.checkpoint)
     contract = export_network(
         source.model, args.out, fp16=args.fp16, opset=args.opset, embodiment=args.embodiment,

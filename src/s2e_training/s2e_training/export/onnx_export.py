@@ -47,6 +47,12 @@ from s2e_policy.contract import INPUT_NAMES, OUTPUT_NAMES, PolicyContract
 from s2e_policy.embodiment import Embodiment, load_embodiment
 from s2e_policy.errors import S2EError
 from s2e_training import __version__
+from s2e_training.export.settings import (
+    DEFAULT_EMBODIMENT,
+    DEFAULT_OPSET,
+    MAX_OPSET,
+    MIN_OPSET,
+)
 from s2e_training.model.network import S2EPolicyNet
 from s2e_training.train.checkpoint import (
     CheckpointError,
@@ -56,12 +62,6 @@ from s2e_training.train.checkpoint import (
 )
 from s2e_training.train.config import TrainConfig
 
-DEFAULT_OPSET = 17
-MIN_OPSET = 14
-"""Oldest opset accepted (``nn.MultiheadAttention`` and GELU export from here on)."""
-MAX_OPSET = 20
-"""Newest opset the TorchScript exporter of torch 2.x writes."""
-DEFAULT_EMBODIMENT = "wheeled"
 BATCH_AXIS = "B"
 """Name of the dynamic batch axis (axis 0 of every input and output)."""
 TRACE_BATCH = 2

@@ -18,10 +18,6 @@ from s2e_policy.contract import INPUT_NAMES, OUTPUT_NAMES
 from s2e_training.export.onnx_export import PolicyGraph
 from s2e_training.model.network import S2EPolicyNet
 
-FP32_PARITY_ATOL = 1e-4
-"""Largest max abs error (any output, its units) an fp32 export may show against torch."""
-FP16_PARITY_ATOL = 5e-2
-"""Largest max abs error an fp16 export may show against the float32 torch network."""
 CPU_PROVIDERS = ("CPUExecutionProvider",)
 _ORT_LOG_ERRORS_ONLY = 3
 _FP16_TYPE = "tensor(float16)"

@@ -1,5 +1,6 @@
 """The S2E policy model: configuration and presets, anchors, and the torch network."""
 
+from s2e_policy.cli import lazy_attributes
 from s2e_training.model.anchors import (
     build_anchors,
     kmeans_anchors,
@@ -8,7 +9,10 @@ from s2e_training.model.anchors import (
     waypoint_headings,
 )
 from s2e_training.model.config import EncoderConfig, ModelConfig, ModelConfigError, preset
-from s2e_training.model.network import PolicyOutput, S2EPolicyNet
+
+# torch-backed: imported on first use.
+__getattr__ = lazy_attributes(__name__,
+                              dict.fromkeys(("PolicyOutput", "S2EPolicyNet"), "network"))
 
 __all__ = [
     "EncoderConfig",

@@ -9,10 +9,16 @@
   (``s2e train rl``); :mod:`.config`: the strict YAML config.
 """
 
-from s2e_training.rl.config import EvalConfig, PolicyConfig, RLConfig, RLConfigError, env_config
-from s2e_training.rl.ppo import PPOConfig, compute_gae, ppo_loss, ppo_update
-from s2e_training.rl.ram import VARIANTS, RamPolicy, ResidualAttentionModule
-from s2e_training.rl.runner import RLResult, build_policy, load_rl_checkpoint, train_rl
+from s2e_policy.cli import lazy_attributes
+
+# torch-backed: imported on first use, so `s2e` start-up stays free of torch.
+__getattr__ = lazy_attributes(__name__, {
+    **dict.fromkeys(("EvalConfig", "PolicyConfig", "RLConfig", "RLConfigError", "env_config"),
+                    "config"),
+    **dict.fromkeys(("PPOConfig", "compute_gae", "ppo_loss", "ppo_update"), "ppo"),
+    **dict.fromkeys(("VARIANTS", "RamPolicy", "ResidualAttentionModule"), "ram"),
+    **dict.fromkeys(("RLResult", "build_policy", "load_rl_checkpoint", "train_rl"), "runner"),
+})
 
 __all__ = [
     "VARIANTS",

@@ -2,7 +2,7 @@
 
 ``s2e train pretrain --config config/train/small.yaml --data PATH [--data PATH ...]
 [--rate-hz R ...] --out runs/NAME [--resume] [--steps N] [--device cpu|cuda]`` pretrains the
-policy with AGDM on GNM folders (including ``s2e data collect`` output, 5 Hz; give
+policy with AGDM on GNM folders (including ``s2e navbench collect`` output, 5 Hz; give
 ``--rate-hz`` once for all GNM paths or once per ``--data`` path, in order), rosbag2
 recordings (``--image-topic``/``--odom-topic``) or videos (``--poses``), writing checkpoints
 to ``runs/NAME/checkpoints/`` and TensorBoard scalars to ``runs/NAME/tensorboard/``
@@ -20,11 +20,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from s2e_policy.cli import module_docstring
 from s2e_policy.errors import S2EError
+from s2e_training import DEVICES
 from s2e_training.data.sample import SkipReport, Trajectory
 from s2e_training.data.sources import load_trajectories
-from s2e_training.train.config import TrainConfig
-from s2e_training.train.pretraining import DEVICES, pretrain
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -50,7 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                           "that support it; CPU always trains in float32)")
     run.add_argument("--rate-hz", type=float, action="append",
                      help="GNM: frame rate, Hz; once for every --data, or once per --data in "
-                          "the same order (e.g. 5 for `s2e data collect` output)")
+                          "the same order (e.g. 5 for `s2e navbench collect` output)")
     run.add_argument("--image-topic", help="rosbag2: Image or CompressedImage topic")
     run.add_argument("--odom-topic", help="rosbag2: nav_msgs/Odometry topic")
     run.add_argument("--poses", type=Path, help="video: pose CSV (timestamp, x, y, yaw)")
@@ -63,11 +63,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _register_rl(commands: argparse._SubParsersAction) -> None:
     """Add ``s2e train rl`` (RAM + PPO post-training, :mod:`s2e_training.rl.runner`)."""
-    from s2e_training.rl.runner import __doc__ as rl_doc
-
     rl = commands.add_parser(
         "rl", help="RL post-training (RAM + PPO) in NavBench-GS",
-        description=rl_doc, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=module_docstring("s2e_training.rl.runner"),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     rl.add_argument("--init", type=Path,
                     help="pretrained checkpoint (file or run folder); not needed with --resume")
@@ -124,6 +123,10 @@ def _rates_per_path(paths: list[Path], rates: list[float] | None) -> list[float 
 
 def run_pretrain(args: argparse.Namespace) -> int:
     """Handler of ``s2e train pretrain``; returns the exit status."""
+    # torch only when training, so `s2e` starts fast.
+    from s2e_training.train.config import TrainConfig
+    from s2e_training.train.pretraining import pretrain
+
     config = TrainConfig.from_yaml(args.config)
     report = SkipReport()
     trajectories: list[Trajectory] = []

@@ -64,6 +64,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm import tqdm
 
 from s2e_policy.errors import S2EError
+from s2e_training import DEVICES
 from s2e_training.data.dataset import NavDataset, collate
 from s2e_training.data.sample import (
     NavSample,
@@ -92,7 +93,6 @@ TENSORBOARD_DIR = "tensorboard"
 """Sub-folder of a run folder with the TensorBoard event files."""
 CONFIG_FILE = "config.yaml"
 """The resolved training config, written into the run folder."""
-DEVICES = ("cpu", "cuda")
 DISTRIBUTED_BACKENDS = {"cpu": "gloo", "cuda": "nccl"}
 """torch.distributed backend for each device type."""
 TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
