@@ -67,26 +67,43 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _run_handler(name: str, handler: Callable[[argparse.Namespace], Any],
+                 args: argparse.Namespace) -> int:
+    """Run a command handler: bad input is one line and exit status 2, Ctrl-C is 130."""
+    try:
+        result = handler(args)
+    except S2EError as exc:
+        print(f"{name}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{name}: interrupted", file=sys.stderr)
+        return 130
+    return int(result or 0)
+
+
+def _configure_logging(verbose: bool = False) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``s2e`` console script; returns the process exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    _configure_logging(args.verbose)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    try:
-        result = args.func(args)
-    except S2EError as exc:
-        print(f"s2e {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"s2e {args.command}: interrupted", file=sys.stderr)
-        return 130
-    return int(result or 0)
+    return _run_handler(f"s2e {args.command}", args.func, args)
+
+
+def standalone_main(parser: argparse.ArgumentParser,
+                    handler: Callable[[argparse.Namespace], Any],
+                    argv: list[str] | None = None) -> int:
+    """``python -m`` entry of a tool outside ``s2e`` (DDS nodes, relay), same error rules."""
+    args = parser.parse_args(argv)
+    _configure_logging()
+    return _run_handler(parser.prog, handler, args)
 
 
 if __name__ == "__main__":

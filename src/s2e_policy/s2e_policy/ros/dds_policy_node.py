@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from s2e_policy.cli import standalone_main
 from s2e_policy.errors import S2EError
 from s2e_policy.ros.dds import (
     CLOCK_QOS,
@@ -236,13 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m s2e_policy.ros.dds_policy_node",
                                      description=__doc__.splitlines()[0])
     add_arguments(parser)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return run(args)
-    except S2EError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return standalone_main(parser, run, argv)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ first camera's frame, x right, y down, z forward; the ground plane is x-z).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 from collections.abc import Iterator
 from pathlib import Path
@@ -174,6 +175,24 @@ def read_pose_file(path: Path, *, tum_frame: str = "world") -> tuple[np.ndarray,
     return read_pose_csv(path)
 
 
+@contextlib.contextmanager
+def open_video(path: Path) -> Iterator[cv2.VideoCapture]:
+    """An opened OpenCV capture of ``path``, released on exit.
+
+    Raises:
+        S2EError: the file is missing or OpenCV cannot open it (names the file).
+    """
+    if not Path(path).is_file():
+        raise S2EError(f"video {path}: no such file")
+    capture = cv2.VideoCapture(str(path))
+    try:
+        if not capture.isOpened():
+            raise S2EError(f"video {path}: OpenCV cannot open it (unsupported or corrupt file)")
+        yield capture
+    finally:
+        capture.release()
+
+
 def iter_video_frames(path: Path) -> Iterator[tuple[int, np.ndarray]]:
     """Stream ``(frame_number, rgb)`` from a video file; ``rgb`` is uint8 ``(H, W, 3)``.
 
@@ -182,12 +201,7 @@ def iter_video_frames(path: Path) -> Iterator[tuple[int, np.ndarray]]:
             count (corrupt/truncated file; names the file and frame number).
     """
     path = Path(path)
-    if not path.is_file():
-        raise S2EError(f"video {path}: no such file")
-    capture = cv2.VideoCapture(str(path))
-    try:
-        if not capture.isOpened():
-            raise S2EError(f"video {path}: OpenCV cannot open it (unsupported or corrupt file)")
+    with open_video(path) as capture:
         declared = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
         number = 0
         while True:
@@ -201,8 +215,6 @@ def iter_video_frames(path: Path) -> Iterator[tuple[int, np.ndarray]]:
                 f"video {path}: decoding stopped at frame {number} of {declared} declared "
                 f"(corrupt or truncated file)"
             )
-    finally:
-        capture.release()
 
 
 def video_fps(path: Path) -> float:

@@ -18,7 +18,7 @@ import argparse
 import sys
 import time
 
-from s2e_policy.errors import S2EError
+from s2e_policy.cli import standalone_main
 from s2e_policy.ros.dds.node import DdsNode
 from s2e_policy.ros.dds.qos import PROFILES, qos_profile
 
@@ -81,12 +81,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; prints bad input as one line and returns 2."""
-    args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except S2EError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return standalone_main(build_parser(), run, argv)
 
 
 if __name__ == "__main__":

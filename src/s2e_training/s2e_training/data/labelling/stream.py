@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from s2e_policy.errors import S2EError
-from s2e_training.data.video import iter_video_frames
+from s2e_training.data.video import iter_video_frames, open_video
 
 MS_PER_S = 1000.0
 """Milliseconds per second (OpenCV reports presentation times in ms)."""
@@ -63,20 +63,13 @@ def probe_video(path: Path) -> VideoInfo:
         S2EError: missing or unreadable file, no frames, or no frame rate (names the file).
     """
     path = Path(path)
-    if not path.is_file():
-        raise S2EError(f"video {path}: no such file")
-    capture = cv2.VideoCapture(str(path))
-    try:
-        if not capture.isOpened():
-            raise S2EError(f"video {path}: OpenCV cannot open it (unsupported or corrupt file)")
+    with open_video(path) as capture:
         fps = float(capture.get(cv2.CAP_PROP_FPS))
         width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))
         height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
         times_ms = []
         while capture.grab():
             times_ms.append(float(capture.get(cv2.CAP_PROP_POS_MSEC)))
-    finally:
-        capture.release()
     if not times_ms:
         raise S2EError(f"video {path}: zero frames (empty or unreadable video)")
     if not np.isfinite(fps) or fps <= 0:
