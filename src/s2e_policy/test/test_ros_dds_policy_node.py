@@ -165,4 +165,5 @@ def test_missing_model_fails_configure_with_one_line(loopback: int, tmp_path: Pa
     output, _ = child.communicate(timeout=60)
     assert child.returncode == 2
     assert output.strip().splitlines()[-1] == \
-        f"error: {tmp_path / 'missing.onnx'}: policy file not found"
+        f"python -m s2e_policy.ros.dds_policy_node: error: {tmp_path / 'missing.onnx'}: " \
+        "policy file not found"
