@@ -83,7 +83,7 @@ def scalars(run_dir: Path, tag: str) -> dict[int, float]:
         acc.Reload()
         if tag in acc.Tags()["scalars"]:
             out.update({event.step: event.value for event in acc.Scalars(tag)})
-    return out
+    return dict(sorted(out.items()))  # in step order, whatever order the files were read in
 
 
 def assert_same_parameters(a: torch.nn.Module, b: torch.nn.Module) -> None:

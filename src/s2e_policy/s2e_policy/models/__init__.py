@@ -4,7 +4,8 @@
 tools: expert rollouts in generated NavBench-GS streets (``s2e navbench collect``), AGDM
 pretraining (``s2e train pretrain``) and ``s2e export``. Its ONNX contract records the
 training configuration, its hash, the git commit and the exact training command
-(``s2e_policy.contract.PolicyContract.train_command``); ``models/README.md`` repeats them.
+(``s2e_policy.contract.PolicyContract.train_command``); the project README's "Shipped
+policy" section lists every command, from data collection to export, with its results.
 No weights from elsewhere are involved.
 """
 
