@@ -110,3 +110,26 @@ def test_vector_env(scene, tmp_path, asynchronous) -> None:
         assert not np.array_equal(obs["goal"][0], obs["goal"][1])
     finally:
         venv.close()
+
+
+@pytest.mark.parametrize("terminate", [True, None])
+def test_collision_rule_can_end_training_episodes(scene, terminate) -> None:
+    # `straight` drives into the obstacle on the path: with the override the episode ends
+    # (terminated) at that step; with the task's own rule it goes on after the collision.
+    config = EnvConfig(**{**SMALL.__dict__, "task": "obstacle",
+                          "terminate_on_collision": terminate})
+    env = NavBenchEnv(scene, config, seed=0)
+    env.reset(seed=0)
+    straight = make_agent("straight")
+    straight.reset(env.sim, env.sim._observe(0.0))
+    for _ in range(300):
+        action = straight.act(env.sim._observe(env.sim.physics.time_s))
+        _, _, terminated, truncated, info = env.step(action)
+        if info["reward_terms"]["collision"] < 0.0:
+            break
+        assert not (terminated or truncated), "episode ended before the straight run collided"
+    else:
+        pytest.fail("straight never hit the obstacle")
+    assert terminated is (terminate is True)
+    assert (info["termination"] == "collision") is (terminate is True)
+    assert env.task.terminate_on_collision is (terminate is True)

@@ -29,6 +29,9 @@ from s2e_sim_bridge.navbench.runner import episode_set_for, run_episode
 from s2e_sim_bridge.navbench.sim import NavBenchSim, SimConfig
 from s2e_sim_bridge.scene import generate_street_scene, load_scene, save_scene
 from s2e_training.data.sample import Trajectory
+from s2e_training.export.onnx_export import random_inputs
+from s2e_training.export.parity import max_abs_errors, open_session
+from s2e_training.export.settings import FP32_PARITY_ATOL
 from s2e_training.rl import RLConfig, load_rl_checkpoint, train_rl
 from s2e_training.rl import runner as rl_runner
 from s2e_training.rl.runner import EVAL_DIR, EVAL_EPISODES_FILE, eval_dir
@@ -181,6 +184,18 @@ def test_cli_trains_logs_evaluates_and_resumes_after_ctrl_c(world, tmp_path, mon
     assert any(block.zero_out.weight.abs().max() > 0 for block in policy.ram.blocks)
     assert anchors.shape == (6, 4, 3) and train_config.model == base.config
 
+    # `s2e export` takes the RL run folder: the file is the RAM-augmented policy.
+    onnx_path = tmp_path / "rl.onnx"
+    assert main(["export", str(out), "--out", str(onnx_path)]) == 0
+    printed = capsys.readouterr().out
+    assert "parity check passed" in printed and "checkpoint_step: 3" in printed
+    frames, goal = random_inputs(policy, 2, seed=1)
+    errors = max_abs_errors(policy, open_session(onnx_path), frames.numpy(), goal.numpy())
+    assert max(errors.values()) < FP32_PARITY_ATOL
+    errors_vs_base = max_abs_errors(base, open_session(onnx_path), frames.numpy(),
+                                    goal.numpy())
+    assert errors_vs_base["traj_m"] > FP32_PARITY_ATOL  # not the pretrained network
+
     # A finished run has nothing left to do; more steps continue it.
     result = train_rl(RLConfig.from_yaml(config), out, resume=True, progress=False)
     assert result.updates == 3 and list_checkpoints(out)[-1][0] == 3
@@ -225,6 +240,9 @@ def test_bad_input_is_refused(world, tmp_path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({**RL, "ppo": {"learning_rate": 1.0}}))
     with pytest.raises(S2EError, match=r"bad.yaml: unknown key 'ppo.learning_rate'"):
+        RLConfig.from_yaml(bad)
+    bad.write_text(yaml.safe_dump({**RL, "policy": {"min_sigma_m": -0.1}}))
+    with pytest.raises(S2EError, match=r"'policy.min_sigma_m' must be >= 0"):
         RLConfig.from_yaml(bad)
     bad.write_text(yaml.safe_dump({**RL, "eval": {"tasks": ["stairs"]}}))
     with pytest.raises(S2EError, match=r"unknown task 'stairs'"):

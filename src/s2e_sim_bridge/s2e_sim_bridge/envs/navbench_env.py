@@ -77,6 +77,11 @@ class EnvConfig:
         episode_pool_size: episodes sampled once at construction; resets draw from them.
         sim: simulator settings (rates, render size, backend).
         reward: reward weights.
+        terminate_on_collision: ``True`` ends an episode (``terminated``, a failure) at its
+            first collision, ``False`` counts collisions and goes on; ``None`` keeps the
+            task's own rule (NavBench-GS tasks count and go on, as the paper's metric does).
+            RL training often ends episodes at a collision: a robot pressed against an
+            obstacle otherwise spends the rest of the episode learning nothing.
     """
 
     task: str = "empty"
@@ -89,6 +94,7 @@ class EnvConfig:
     episode_pool_size: int = 16
     sim: SimConfig = dataclasses.field(default_factory=SimConfig)
     reward: RewardConfig = dataclasses.field(default_factory=RewardConfig)
+    terminate_on_collision: bool | None = None
 
 
 def _street_sidewalks(scene: GaussianScene) -> tuple[float, float] | None:
@@ -124,6 +130,9 @@ class NavBenchEnv(gym.Env):
         self.render_mode = render_mode
         self.embodiment: Embodiment = load_embodiment(cfg.embodiment)
         self.task = get_task(cfg.task)
+        if cfg.terminate_on_collision is not None:
+            self.task = dataclasses.replace(
+                self.task, terminate_on_collision=bool(cfg.terminate_on_collision))
         self.sim = NavBenchSim(scene, self.embodiment, dataclasses.replace(cfg.sim, render=True))
         self.sidewalks = _street_sidewalks(scene)
         e = self.embodiment

@@ -55,6 +55,7 @@ from s2e_training.export.settings import (
 )
 from s2e_training.model.network import S2EPolicyNet
 from s2e_training.train.checkpoint import (
+    RL_CHECKPOINT_KIND,
     CheckpointError,
     latest_checkpoint,
     load_checkpoint,
@@ -127,6 +128,10 @@ class ExportSource:
 def load_export_source(checkpoint: Path) -> ExportSource:
     """Load a checkpoint file (or a run folder's latest checkpoint) for export.
 
+    A pretraining checkpoint gives the :class:`S2EPolicyNet`; an RL checkpoint
+    (``s2e train rl``) gives its :class:`~s2e_training.rl.ram.RamPolicy` (the pretrained
+    network with RAM and log-std; ``checkpoint_step`` is then its number of PPO updates).
+
     Raises:
         CheckpointError: missing, corrupt or inconsistent checkpoint (names the file).
     """
@@ -136,8 +141,16 @@ def load_export_source(checkpoint: Path) -> ExportSource:
         if latest is None:
             raise CheckpointError(f"{path}: run folder has no checkpoints")
         path = latest
-    model, train_config, _anchors, step = load_checkpoint(path)
-    commit = read_checkpoint(path)["commit"]
+    payload = read_checkpoint(path)
+    data = payload["data"]
+    if isinstance(data, dict) and data.get("kind") == RL_CHECKPOINT_KIND:
+        # RL post-training: the RAM-augmented policy (same forward and contract).
+        from s2e_training.rl.runner import load_rl_checkpoint
+
+        model, _rl_config, train_config, _anchors, step = load_rl_checkpoint(path)
+    else:
+        model, train_config, _anchors, step = load_checkpoint(path)
+    commit = payload["commit"]
     return ExportSource(model=model, train_config=train_config, checkpoint_step=step,
                         git_commit=commit if isinstance(commit, str) else None,
                         checkpoint=path)

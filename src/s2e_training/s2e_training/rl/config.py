@@ -3,9 +3,11 @@
 A file has these top-level keys (unknown keys are refused; sections may leave fields out to
 take the defaults documented on each dataclass)::
 
-    policy:  {variant: ram|decoder|full|sft, value_hidden, learn_log_std}  -> PolicyConfig
+    policy:  {variant: ram|decoder|full|sft, value_hidden, learn_log_std, min_sigma_m}
+                                                                           -> PolicyConfig
     env:     {task, embodiment, scene, scene_seed, render_width_px, num_envs, asynchronous,
-              episode_pool_size, reward: {<RewardConfig field>: weight}}  -> RolloutEnvConfig
+              episode_pool_size, terminate_on_collision,
+              reward: {<RewardConfig field>: weight}}                     -> RolloutEnvConfig
     ppo:     {<PPOConfig field>: value}                                   -> PPOConfig
     eval:    {tasks, episodes, seed, scene, scene_seed, every_updates, at_start} -> EvalConfig
     total_env_steps, checkpoint_every_updates, seed                        (required)
@@ -51,11 +53,19 @@ class PolicyConfig:
         variant: ``ram`` | ``decoder`` | ``full`` | ``sft``.
         value_hidden: hidden width of the value MLP.
         learn_log_std: train the global log-std shift of the waypoint Gaussians.
+        min_sigma_m: exploration floor (metres): isotropic noise of this standard deviation
+            is added to every sampled waypoint (its variance to the predicted covariance,
+            :mod:`s2e_training.rl.distribution`). Pretrained S2E policies predict waypoint
+            Gaussians as narrow as millimetres, where a PPO step that moves a mean by a
+            centimetre changes log-probabilities by tens of nats; the floor keeps the
+            density of the executed action smooth. It shapes exploration only: the
+            deterministic policy (the robot, the evaluation, the ONNX export) is unchanged.
     """
 
     variant: str = "ram"
     value_hidden: int = 128
     learn_log_std: bool = True
+    min_sigma_m: float = 0.1
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
@@ -63,6 +73,9 @@ class PolicyConfig:
                                 f"{self.variant!r}")
         if self.value_hidden < 1:
             raise RLConfigError(f"'policy.value_hidden' must be >= 1, got {self.value_hidden}")
+        if not self.min_sigma_m >= 0.0:
+            raise RLConfigError(f"'policy.min_sigma_m' must be >= 0 (metres), got "
+                                f"{self.min_sigma_m}")
 
 
 @dataclass(frozen=True)
@@ -80,6 +93,9 @@ class RolloutEnvConfig:
         asynchronous: run each environment in its own process (``AsyncVectorEnv``).
         episode_pool_size: episodes sampled per environment; resets draw from them.
         reward: weights of the reward terms.
+        terminate_on_collision: end a training episode at its first collision
+            (:class:`~s2e_sim_bridge.envs.EnvConfig`); held-out evaluation always follows
+            the task's rule (collisions counted, the episode goes on).
     """
 
     task: str = "obstacle"
@@ -91,6 +107,7 @@ class RolloutEnvConfig:
     asynchronous: bool = True
     episode_pool_size: int = 16
     reward: RewardConfig = field(default_factory=RewardConfig)
+    terminate_on_collision: bool = True
 
     def __post_init__(self) -> None:
         get_task(self.task)
@@ -207,12 +224,13 @@ class RLConfig:
 
 
 def env_config(section: RolloutEnvConfig, model: ModelConfig, task: str | None = None,
-               episode_pool_size: int | None = None) -> EnvConfig:
+               episode_pool_size: int | None = None, training: bool = True) -> EnvConfig:
     """The gymnasium env config that serves ``model``: its frames, waypoints and time step.
 
     The simulator's control period is the model's ``waypoint_dt_s``, so the first sampled
     waypoint is where the robot should be after one control step, as the paper's controller
-    (:func:`s2e_policy.controller.direct_command`) assumes.
+    (:func:`s2e_policy.controller.direct_command`) assumes. ``training=False`` (held-out
+    evaluation) keeps the task's collision rule instead of ``section.terminate_on_collision``.
     """
     sim = SimConfig(control_rate_hz=1.0 / model.waypoint_dt_s,
                     render_width_px=section.render_width_px)
@@ -222,4 +240,5 @@ def env_config(section: RolloutEnvConfig, model: ModelConfig, task: str | None =
         action_type="waypoints", num_waypoints=model.waypoints,
         episode_pool_size=episode_pool_size or section.episode_pool_size, sim=sim,
         reward=section.reward,
+        terminate_on_collision=section.terminate_on_collision if training else None,
     )

@@ -12,7 +12,10 @@ speed scales them to metres with the step length ``scale_k = max(speed_k * dt, M
     a = n * scale_k                     (metres)
 
 so ``a`` is Gaussian with mean ``traj_norm[k] * scale_k`` and log sigmas shifted by
-``log scale_k``, and
+``log scale_k``. An exploration floor ``min_sigma_m`` (metres, 0 = none) adds isotropic noise
+of that standard deviation to every waypoint, i.e. ``sigma_min^2 I`` to each waypoint's
+covariance (``sx' = sqrt(sx^2 + s^2)``, ``sy'`` alike, ``rho' = rho sx sy / (sx' sy')``), and
+
 
     log p(k, a) = log softmax(scores)[k] - sum_w NLL_2D(a_w - mean_w, gaussian_w + log scale_k)
 
@@ -71,19 +74,30 @@ def _pick(x: Tensor, mode: Tensor) -> Tensor:
 
 
 def _mode_gaussian_m(
-    output: PolicyOutput, mode: Tensor, waypoint_dt_s: float
+    output: PolicyOutput, mode: Tensor, waypoint_dt_s: float, min_sigma_m: float = 0.0
 ) -> tuple[Tensor, Tensor]:
-    """Mean (B, W, 2) metres and ``[log sx, log sy, rho]`` (B, W, 3) metres of mode ``mode``."""
+    """Mean (B, W, 2) metres and ``[log sx, log sy, rho]`` (B, W, 3) metres of mode ``mode``.
+
+    With ``min_sigma_m > 0`` the covariance is widened by ``min_sigma_m^2 I`` (module doc).
+    """
     scale = _pick(step_scale_m(output, waypoint_dt_s), mode)  # (B,)
     mean_m = _pick(output.traj_norm, mode) * scale[:, None, None]
     gaussian = _pick(output.gaussian, mode)
     log_scale = torch.log(scale)[:, None, None]
-    gaussian_m = torch.cat([gaussian[..., :2] + log_scale, gaussian[..., 2:]], dim=-1)
-    return mean_m, gaussian_m
+    log_sx, log_sy = gaussian[..., 0:1] + log_scale, gaussian[..., 1:2] + log_scale
+    rho = gaussian[..., 2:]
+    if min_sigma_m > 0.0:
+        log_floor = 2.0 * math.log(min_sigma_m)
+        wide_sx = 0.5 * torch.logaddexp(2.0 * log_sx, torch.full_like(log_sx, log_floor))
+        wide_sy = 0.5 * torch.logaddexp(2.0 * log_sy, torch.full_like(log_sy, log_floor))
+        rho = rho * torch.exp(log_sx + log_sy - wide_sx - wide_sy)
+        log_sx, log_sy = wide_sx, wide_sy
+    return mean_m, torch.cat([log_sx, log_sy, rho], dim=-1)
 
 
 def log_prob(
-    output: PolicyOutput, mode: Tensor, waypoints_m: Tensor, waypoint_dt_s: float
+    output: PolicyOutput, mode: Tensor, waypoints_m: Tensor, waypoint_dt_s: float,
+    min_sigma_m: float = 0.0,
 ) -> Tensor:
     """``log p(k, a)`` of given actions (see the module docstring).
 
@@ -92,17 +106,19 @@ def log_prob(
         mode: (B,) int64 mode indices.
         waypoints_m: (B, W, 2) waypoints in metres (base_link).
         waypoint_dt_s: seconds between waypoints (the model config's ``waypoint_dt_s``).
+        min_sigma_m: exploration floor (metres), as used to draw the actions.
 
     Returns:
         (B,) log-probabilities (log of a density in metres^-2W times a mode probability).
     """
     log_p_mode = _pick(torch.log_softmax(output.scores, dim=-1), mode)
-    mean_m, gaussian_m = _mode_gaussian_m(output, mode, waypoint_dt_s)
+    mean_m, gaussian_m = _mode_gaussian_m(output, mode, waypoint_dt_s, min_sigma_m)
     return log_p_mode - gaussian_nll_2d(waypoints_m - mean_m, gaussian_m).sum(-1)
 
 
 def sample(
-    output: PolicyOutput, waypoint_dt_s: float, generator: torch.Generator | None = None
+    output: PolicyOutput, waypoint_dt_s: float, generator: torch.Generator | None = None,
+    min_sigma_m: float = 0.0,
 ) -> MixtureAction:
     """Draw one action per observation: a mode, then that mode's waypoints.
 
@@ -110,6 +126,7 @@ def sample(
         output: the policy's prediction for B observations.
         waypoint_dt_s: seconds between waypoints.
         generator: torch generator for the draws (default: the global one).
+        min_sigma_m: exploration floor (metres; see the module docstring).
 
     Returns:
         :class:`MixtureAction` (no gradients).
@@ -117,7 +134,7 @@ def sample(
     with torch.no_grad():
         probs = torch.softmax(output.scores.float(), dim=-1)
         mode = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
-        mean_m, gaussian_m = _mode_gaussian_m(output, mode, waypoint_dt_s)
+        mean_m, gaussian_m = _mode_gaussian_m(output, mode, waypoint_dt_s, min_sigma_m)
         sx, sy = gaussian_m[..., 0].exp(), gaussian_m[..., 1].exp()
         rho = gaussian_m[..., 2]
         z = torch.randn(mean_m.shape, generator=generator, device=mean_m.device,
@@ -125,7 +142,8 @@ def sample(
         dx = sx * z[..., 0]
         dy = sy * (rho * z[..., 0] + torch.sqrt(1.0 - rho.square()) * z[..., 1])
         waypoints = mean_m + torch.stack([dx, dy], dim=-1)
-        return MixtureAction(mode, waypoints, log_prob(output, mode, waypoints, waypoint_dt_s))
+        return MixtureAction(mode, waypoints, log_prob(output, mode, waypoints, waypoint_dt_s,
+                                                       min_sigma_m))
 
 
 def greedy_waypoints_m(output: PolicyOutput) -> Tensor:

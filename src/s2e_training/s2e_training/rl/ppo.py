@@ -133,7 +133,8 @@ def ppo_loss(policy: RamPolicy, batch: RolloutBatch, config: PPOConfig,
         clip_fraction``.
     """
     output, value = policy.policy_and_value(batch.frames, batch.goal)
-    new_log_prob = distribution.log_prob(output, batch.mode, batch.waypoints_m, waypoint_dt_s)
+    new_log_prob = distribution.log_prob(output, batch.mode, batch.waypoints_m, waypoint_dt_s,
+                                         policy.min_sigma_m)
     log_ratio = new_log_prob - batch.log_prob
     ratio = log_ratio.exp()
     adv = batch.advantage

@@ -72,6 +72,7 @@ from s2e_training.rl.ppo import compute_gae, ppo_update
 from s2e_training.rl.ram import RamPolicy, count_parameters
 from s2e_training.rl.storage import RolloutStorage
 from s2e_training.train.checkpoint import (
+    RL_CHECKPOINT_KIND,
     CheckpointError,
     build_model,
     checkpoint_path,
@@ -94,8 +95,6 @@ from s2e_training.train.pretraining import (
 
 LOG = logging.getLogger(__name__)
 
-RL_CHECKPOINT_KIND = "rl"
-"""``data["kind"]`` of an RL checkpoint (pretraining checkpoints have no ``kind``)."""
 RL_CONFIG_FILE = "rl_config.yaml"
 """The resolved RL config, written into the run folder."""
 EVAL_DIR = "eval"
@@ -120,7 +119,8 @@ def eval_dir(run_dir: Path, update: int) -> Path:
 def build_policy(base: S2EPolicyNet, config: RLConfig) -> RamPolicy:
     """The :class:`RamPolicy` of ``config.policy`` around the pretrained ``base``."""
     p = config.policy
-    return RamPolicy(base, p.variant, p.value_hidden, p.learn_log_std, seed=config.seed)
+    return RamPolicy(base, p.variant, p.value_hidden, p.learn_log_std, seed=config.seed,
+                     min_sigma_m=p.min_sigma_m)
 
 
 def make_optimizer(policy: RamPolicy, config: RLConfig) -> torch.optim.Adam:
@@ -188,7 +188,8 @@ class Evaluator:
         self.envs: dict[str, NavBenchEnv] = {}
         self.sets: dict[str, EpisodeSet] = {}
         for task in ev.tasks:
-            env = NavBenchEnv(ev.scene, env_config(section, model, task, EVAL_POOL_SIZE),
+            env = NavBenchEnv(ev.scene, env_config(section, model, task, EVAL_POOL_SIZE,
+                                                   training=False),
                               seed=ev.seed)
             cache = Path(run_dir) / EVAL_DIR / EVAL_EPISODES_FILE.format(task=task)
             self.envs[task] = env
@@ -316,7 +317,7 @@ def collect_rollout(
     for _ in range(storage.num_steps):
         frames, goal = _to_tensors(obs, device)
         output, value = policy.policy_and_value(frames, goal)
-        action = distribution.sample(output, waypoint_dt_s, generator)
+        action = distribution.sample(output, waypoint_dt_s, generator, policy.min_sigma_m)
         obs, reward, terminated, truncated, info = envs.step(
             action.waypoints_m.cpu().numpy().astype(np.float32))
         valid = ~autoreset

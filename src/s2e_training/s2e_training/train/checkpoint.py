@@ -41,6 +41,9 @@ from s2e_training.train.config import TrainConfig
 CHECKPOINT_FORMAT_VERSION = 1
 CHECKPOINT_DIR = "checkpoints"
 """Sub-folder of a run folder that holds the checkpoints."""
+RL_CHECKPOINT_KIND = "rl"
+"""``data["kind"]`` of an RL post-training checkpoint (pretraining checkpoints have no
+``kind``); see :mod:`s2e_training.rl.runner`."""
 
 _CHECKPOINT_NAME = re.compile(r"^step_(\d+)\.pt$")
 _REQUIRED_KEYS = (
