@@ -17,9 +17,10 @@ Writes into ``--out``:
   environment steps
   (mean over seeds, shaded standard error), the SFT level as a dashed line.
 
-Usage (defaults: the config's budget, seeds 0 1 2, all four variants)::
+Usage (defaults: the shipped policy's pretraining checkpoint, the config's budget, seeds
+0 1 2, all four variants; the pretrained policy at step 0 is evaluated once, by ``sft``)::
 
-    python benchmarks/rl_ablation.py --init runs/small --out runs/rl_ablation \
+    python benchmarks/rl_ablation.py --out runs/rl_ablation [--init CHECKPOINT] \
         [--config config/train/rl_small.yaml] [--env-steps N] [--seeds 0 1 2] \
         [--variants sft full decoder ram] [--tasks obstacle pedestrian] [--eval-episodes N] \
         [--eval-every N] [--steps-per-rollout N]
@@ -39,6 +40,7 @@ from matplotlib.figure import Figure
 
 from s2e_sim_bridge.navbench import report
 from s2e_sim_bridge.navbench.metrics import EpisodeMetrics
+from s2e_training.pretrained import shipped_checkpoint_path
 from s2e_training.rl import VARIANTS, RLConfig, train_rl
 from s2e_training.rl.runner import EVAL_DIR
 from s2e_training.train.checkpoint import latest_checkpoint
@@ -71,6 +73,8 @@ def run_config(base: RLConfig, variant: str, seed: int, args: argparse.Namespace
         ev = dataclasses.replace(ev, episodes=args.eval_episodes)
     if args.eval_every is not None:
         ev = dataclasses.replace(ev, every_updates=args.eval_every)
+    if variant != "sft":  # step 0 is the pretrained policy for all: the sft run evaluates it
+        ev = dataclasses.replace(ev, at_start=False)
     ppo = config.ppo
     if args.steps_per_rollout:
         ppo = dataclasses.replace(ppo, steps_per_rollout=args.steps_per_rollout)
@@ -98,7 +102,8 @@ def run_all(args: argparse.Namespace) -> dict[str, dict[int, Path]]:
     base = RLConfig.from_yaml(args.config)
     folders: dict[str, dict[int, Path]] = {}
     for variant in args.variants:
-        for seed in args.seeds:
+        # sft trains nothing and its evaluation is deterministic: one seed says it all.
+        for seed in args.seeds[:1] if variant == "sft" else args.seeds:
             config = run_config(base, variant, seed, args)
             run_dir = args.out / variant / f"seed_{seed}"
             folders.setdefault(variant, {})[seed] = run_dir
@@ -172,6 +177,14 @@ def plot_curves(folders: dict[str, dict[int, Path]], path: Path) -> None:
                 level = np.mean([v for c in curves.values() for v in c.values()])
                 ax.axhline(level, linestyle="--", color="k", label="sft")
                 continue
+            if "sft" in folders:  # every variant starts from the pretrained (sft) policy
+                start = [float(np.mean([getattr(m, key) for eps in by_task.values()
+                                        for m in eps]))
+                         for run_dir in folders["sft"].values()
+                         for steps, by_task in eval_history(run_dir) if steps == 0]
+                for curve in curves.values():
+                    if start:
+                        curve.setdefault(0, float(np.mean(start)))
             steps = sorted({s for c in curves.values() for s in c})
             mean = np.array([np.mean([c[s] for c in curves.values() if s in c]) for s in steps])
             err = np.array([sem(np.array([c[s] for c in curves.values() if s in c]))
@@ -189,7 +202,8 @@ def plot_curves(folders: dict[str, dict[int, Path]], path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
-    parser.add_argument("--init", type=Path, required=True, help="pretrained checkpoint")
+    parser.add_argument("--init", type=Path, default=None,
+                        help="pretrained checkpoint (default: the shipped policy's)")
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="RL YAML")
     parser.add_argument("--out", type=Path, default=Path("runs/rl_ablation"))
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
@@ -201,6 +215,8 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, help="overrides eval.every_updates")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args()
+    if args.init is None:
+        args.init = shipped_checkpoint_path()
     folders = run_all(args)
     results = summarise(folders)
     args.out.mkdir(parents=True, exist_ok=True)

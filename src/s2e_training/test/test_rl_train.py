@@ -32,6 +32,7 @@ from s2e_training.data.sample import Trajectory
 from s2e_training.export.onnx_export import random_inputs
 from s2e_training.export.parity import max_abs_errors, open_session
 from s2e_training.export.settings import FP32_PARITY_ATOL
+from s2e_training.pretrained import shipped_checkpoint_path
 from s2e_training.rl import RLConfig, load_rl_checkpoint, train_rl
 from s2e_training.rl import runner as rl_runner
 from s2e_training.rl.runner import EVAL_DIR, EVAL_EPISODES_FILE, eval_dir
@@ -250,3 +251,21 @@ def test_bad_input_is_refused(world, tmp_path) -> None:
     with pytest.raises(S2EError, match=r"--env-steps must be >= 1"):
         train_rl(RLConfig.from_yaml(config), tmp_path / "x", init=world["init"],
                  total_env_steps=0)
+
+
+def test_cli_starts_from_the_shipped_checkpoint_by_default(world, tmp_path, monkeypatch,
+                                                          capsys) -> None:
+    seen = {}
+
+    def recording_train_rl(config, run_dir, *, init=None, resume=False, **kwargs):
+        seen.update(init=init, resume=resume)
+        return rl_runner.RLResult(Path(run_dir), 0, 0, None, {}, "digest")
+
+    monkeypatch.setattr(rl_runner, "train_rl", recording_train_rl)
+    config = str(rl_config(world, tmp_path))
+    assert main(["train", "rl", "--config", config, "--out", str(tmp_path / "a")]) == 0
+    assert seen == {"init": shipped_checkpoint_path(), "resume": False}
+    assert "shipped policy's pretraining checkpoint" in capsys.readouterr().out
+    assert main(["train", "rl", "--config", config, "--out", str(tmp_path / "a"),
+                 "--resume"]) == 0
+    assert seen == {"init": None, "resume": True}  # a resumed run needs no init

@@ -69,7 +69,8 @@ def _register_rl(commands: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     rl.add_argument("--init", type=Path,
-                    help="pretrained checkpoint (file or run folder); not needed with --resume")
+                    help="pretrained checkpoint (file or run folder); default: the shipped "
+                         "policy's pretraining checkpoint; not needed with --resume")
     rl.add_argument("--config", type=Path, required=True, help="RL YAML (config/train/rl_*.yaml)")
     rl.add_argument("--out", type=Path, required=True, help="run folder")
     rl.add_argument("--resume", action="store_true",
@@ -89,7 +90,13 @@ def run_rl(args: argparse.Namespace) -> int:
     from s2e_training.rl.config import RLConfig
     from s2e_training.rl.runner import train_rl
 
-    result = train_rl(RLConfig.from_yaml(args.config), args.out, init=args.init,
+    init = args.init
+    if init is None and not args.resume:
+        from s2e_training.pretrained import shipped_checkpoint_path
+
+        init = shipped_checkpoint_path()
+        print(f"--init: the shipped policy's pretraining checkpoint {init}")
+    result = train_rl(RLConfig.from_yaml(args.config), args.out, init=init,
                       resume=args.resume, total_env_steps=args.env_steps, device=args.device,
                       progress=not args.no_progress, torch_threads=args.torch_threads)
     evaluation = "; ".join(
