@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from s2e_policy.models import shipped_policy_path
+import pytest
+
+from s2e_policy.errors import S2EError
+from s2e_policy.models import packaged_file, shipped_policy_path
 from s2e_policy.runtime import PolicyRuntime
 from s2e_training.export.onnx_export import config_sha256, random_inputs
 from s2e_training.export.parity import max_abs_errors, open_session
@@ -22,3 +25,10 @@ def test_shipped_checkpoint_is_the_shipped_onnx_policy() -> None:
     errors = max_abs_errors(model, open_session(shipped_policy_path()), frames.numpy(),
                             goal.numpy())
     assert max(errors.values()) < FP32_PARITY_ATOL, errors
+
+
+def test_a_missing_packaged_file_names_it_and_the_way_out() -> None:
+    with pytest.raises(S2EError, match=r"the shipped pretraining checkpoint .*nothing\.pt is "
+                                       r"missing from this install of s2e_training; .*--init"):
+        packaged_file("s2e_training.pretrained", "nothing.pt",
+                      "the shipped pretraining checkpoint", "--init CHECKPOINT")

@@ -20,10 +20,26 @@ SHIPPED_POLICY_FILE = "s2e_small_wheeled.onnx"
 """File name of the shipped policy inside this package."""
 
 
+def packaged_file(package: str, name: str, what: str, instead: str) -> Path:
+    """Path of the data file ``name`` of ``package`` (the shipped policy and checkpoint).
+
+    Args:
+        package: dotted package that holds the file as package data.
+        name: file name inside it.
+        what: what the file is, for the error message (e.g. ``"the shipped policy"``).
+        instead: what the user can pass instead (e.g. ``"--policy path/to/policy.onnx"``).
+
+    Raises:
+        S2EError: the install lacks the file.
+    """
+    path = Path(str(files(package).joinpath(name)))
+    if not path.is_file():
+        raise S2EError(f"{what} {path} is missing from this install of "
+                       f"{package.split('.')[0]}; reinstall the package or pass {instead}")
+    return path
+
+
 def shipped_policy_path() -> Path:
     """Path of the shipped ONNX policy (raises :class:`S2EError` if the install lacks it)."""
-    path = Path(str(files(__name__).joinpath(SHIPPED_POLICY_FILE)))
-    if not path.is_file():
-        raise S2EError(f"the shipped policy {path} is missing from this install of s2e_policy; "
-                       "reinstall the package or pass --policy path/to/policy.onnx")
-    return path
+    return packaged_file(__name__, SHIPPED_POLICY_FILE, "the shipped policy",
+                         "--policy path/to/policy.onnx")

@@ -12,19 +12,15 @@ lists the commands that produced it.
 
 from __future__ import annotations
 
-from importlib.resources import files
 from pathlib import Path
 
-from s2e_policy.errors import S2EError
+from s2e_policy.models import packaged_file
 
 SHIPPED_CHECKPOINT_FILE = "s2e_small_wheeled.pt"
 """File name of the shipped pretraining checkpoint inside this package."""
 
 
 def shipped_checkpoint_path() -> Path:
-    """Path of the shipped pretraining checkpoint (raises :class:`S2EError` if missing)."""
-    path = Path(str(files(__name__).joinpath(SHIPPED_CHECKPOINT_FILE)))
-    if not path.is_file():
-        raise S2EError(f"the shipped pretraining checkpoint {path} is missing from this install "
-                       "of s2e_training; reinstall the package or pass --init CHECKPOINT")
-    return path
+    """Path of the shipped pretraining checkpoint (raises ``S2EError`` if missing)."""
+    return packaged_file(__name__, SHIPPED_CHECKPOINT_FILE,
+                         "the shipped pretraining checkpoint", "--init CHECKPOINT")
