@@ -2,7 +2,11 @@
 
 Prints one table row per (scene size, image size): the median and best wall time per frame,
 the frames per second over a drive along the street and the CPU time per frame (all threads;
-less sensitive to other processes than wall time). Then the plain-numpy reference rasteriser
+less sensitive to other processes than wall time). With ``--lod-px`` > 0 (default 1 px) each
+row shows the exact render (LOD off) and the level-of-detail render side by side, frames
+interleaved so both see the same load: their frames per second, the speed-up, the mean rows
+(Gaussians plus proxies) projected per frame, and the PSNR of the LOD images against the
+exact ones (dB, over all frames). Then the plain-numpy reference rasteriser
 (the one the tests compare against) on the same frames at a small size with the speed-up
 measured in the same run, and the process's peak resident memory. The load average is
 printed because the machine may be shared: compare numbers only between runs at similar load.
@@ -12,6 +16,7 @@ Run::
 
     .venv/bin/python benchmarks/render.py            # 10k / 100k / 1M Gaussians, 64-256 px
     .venv/bin/python benchmarks/render.py --counts 100000 --sizes 128
+    .venv/bin/python benchmarks/render.py --lod-px 0     # exact renderer only
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from s2e_sim_bridge.render import camera_from_pose, intrinsics_from_fov, render
+from s2e_sim_bridge.render.cpu import drawn_rows
 from s2e_sim_bridge.scene import generate_street_scene
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src" / "s2e_sim_bridge" / "test"))
@@ -46,6 +52,7 @@ REFERENCE_FRAMES = 2
 REFERENCE_MAX_GAUSSIANS = 200_000  # the reference holds (W x N) float64 arrays per row
 SEED = 0
 KIB_PER_MIB = 1024
+DEFAULT_LOD_PX = 1.0
 
 
 def drive_poses(frames: int) -> list[np.ndarray]:
@@ -81,6 +88,40 @@ def time_frames(scene, poses, size: int, backend: str) -> tuple[np.ndarray, floa
     return np.asarray(seconds), time.process_time() - cpu_start
 
 
+def compare_lod(scene, poses, size: int, lod_px: float) -> dict[str, float]:
+    """Exact vs LOD renders of the same frames, interleaved (cpu backend).
+
+    Returns wall seconds per frame (median) and frames per second of both, the CPU seconds
+    per frame of both, the mean projected rows of both and the PSNR (dB) of the LOD images
+    against the exact ones (of the mean squared error over all frames; RGB peak 1).
+    """
+    K = intrinsics_from_fov(size, size, HFOV_DEG)
+    for lod in (0.0, lod_px):  # warm-up: compilation and the one-off LOD build
+        render(scene, poses[0], K, size, size, lod_px=lod)
+    wall = {0.0: [], lod_px: []}
+    cpu = {0.0: 0.0, lod_px: 0.0}
+    squared_errors = []
+    for viewmat in poses:
+        images = {}
+        for lod in (0.0, lod_px):
+            cpu_start = time.process_time()
+            start = time.perf_counter()
+            images[lod] = render(scene, viewmat, K, size, size, lod_px=lod).rgb
+            wall[lod].append(time.perf_counter() - start)
+            cpu[lod] += time.process_time() - cpu_start
+        squared_errors.append(float(np.mean((images[0.0] - images[lod_px]) ** 2)))
+    mse = float(np.mean(squared_errors))
+    rows = {lod: np.mean([drawn_rows([scene], v, K, size, size, lod_px=lod) for v in poses])
+            for lod in (0.0, lod_px)}
+    return {
+        "ms_off": 1e3 * float(np.median(wall[0.0])), "ms_on": 1e3 * float(np.median(wall[lod_px])),
+        "fps_off": len(poses) / sum(wall[0.0]), "fps_on": len(poses) / sum(wall[lod_px]),
+        "cpu_ms_off": 1e3 * cpu[0.0] / len(poses), "cpu_ms_on": 1e3 * cpu[lod_px] / len(poses),
+        "rows_off": float(rows[0.0]), "rows_on": float(rows[lod_px]),
+        "psnr_db": 10.0 * math.log10(1.0 / mse) if mse > 0.0 else math.inf,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--counts", type=int, nargs="+", default=list(DEFAULT_COUNTS))
@@ -88,18 +129,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=30, help="frames timed per row")
     parser.add_argument("--backend", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--no-reference", action="store_true", help="skip the numpy reference")
+    parser.add_argument("--lod-px", type=float, default=DEFAULT_LOD_PX,
+                        help="level-of-detail threshold (pixels) compared with the exact "
+                             "render (cpu backend); 0 times the exact render only")
     args = parser.parse_args(argv)
+    lod = args.lod_px > 0.0 and args.backend == "cpu"
 
     # (numba's thread count is read after the first render: asking earlier would start the
     # thread pool before the renderer configures it)
     print(
         f"backend={args.backend} cpus={os.cpu_count()} load_avg_1min={os.getloadavg()[0]:.2f} "
         f"frames={args.frames} hfov={HFOV_DEG:g}deg"
+        + (f" lod_px={args.lod_px:g} (off | on, frames interleaved)" if lod else "")
     )
-    header = (
-        f"{'gaussians':>10} {'size':>7} {'ms/frame(med)':>14} {'ms(best)':>9} {'FPS':>7} "
-        f"{'cpu-ms/frame':>13}"
-    )
+    if lod:
+        header = (
+            f"{'gaussians':>10} {'size':>7} {'ms(med) off':>12} {'on':>7} {'FPS off':>8} "
+            f"{'on':>7} {'speed-up':>8} {'cpu-ms off':>11} {'on':>7} {'rows off':>9} "
+            f"{'on':>7} {'PSNR dB':>8}"
+        )
+    else:
+        header = (
+            f"{'gaussians':>10} {'size':>7} {'ms/frame(med)':>14} {'ms(best)':>9} {'FPS':>7} "
+            f"{'cpu-ms/frame':>13}"
+        )
     print(header)
     print("-" * len(header))
     poses = drive_poses(args.frames)
@@ -107,6 +160,16 @@ def main(argv: list[str] | None = None) -> int:
     for count in args.counts:
         scene, _ = generate_street_scene(SEED, num_gaussians=count)
         for size in args.sizes:
+            if lod:
+                r = compare_lod(scene, poses, size, args.lod_px)
+                print(
+                    f"{len(scene):>10} {f'{size}x{size}':>7} {r['ms_off']:>12.2f} "
+                    f"{r['ms_on']:>7.2f} {r['fps_off']:>8.1f} {r['fps_on']:>7.1f} "
+                    f"{r['fps_on'] / r['fps_off']:>7.2f}x {r['cpu_ms_off']:>11.2f} "
+                    f"{r['cpu_ms_on']:>7.2f} {r['rows_off']:>9.0f} {r['rows_on']:>7.0f} "
+                    f"{r['psnr_db']:>8.1f}"
+                )
+                continue
             seconds, cpu_seconds = time_frames(scene, poses, size, args.backend)
             print(
                 f"{len(scene):>10} {f'{size}x{size}':>7} {1e3 * np.median(seconds):>14.2f} "

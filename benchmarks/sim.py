@@ -8,8 +8,14 @@ Prints, from one run on this machine:
 - the share of the single env's step time spent rendering, in MuJoCo physics, in the
   pedestrian crowd, and in everything else (observation preprocessing, rewards, geodesics).
 
+Each size runs twice, with the renderer's level of detail off (exact images) and on
+(``SimConfig.render_lod_px``, ``--lod-px``, default the simulator's own default), and a third
+line gives the on/off ratio of each speed. The two settings' envs exist side by side and are
+stepped in alternating chunks of ``CHUNK_STEPS``, so both see the same machine load.
+``--lod-px 0`` runs the exact renderer only.
+
 Task ``pedestrian`` (12 pedestrians) on the default generated street (100k Gaussians).
-Usage: python benchmarks/sim.py [--steps 200] [--sizes 64x64 128x128]
+Usage: python benchmarks/sim.py [--steps 200] [--sizes 64x64 128x128] [--lod-px 1]
 """
 
 from __future__ import annotations
@@ -27,9 +33,29 @@ from s2e_sim_bridge.envs import EnvConfig, NavBenchEnv, make_vector_env
 from s2e_sim_bridge.navbench.sim import SimConfig
 from s2e_sim_bridge.scene import generate_street_scene, save_scene
 
-COMMAND = np.array([1.0, 0.0, 0.3], dtype=np.float32)
+SPEED_MPS = 1.0
+TURN_GAIN = 1.5  # rad/s per rad of goal bearing
+MAX_TURN_RADPS = 1.0
+
+
+def goal_seeking_command(goal: np.ndarray) -> np.ndarray:
+    """Drive at the goal from the observation's goal encoding (what ``straight`` does).
+
+    Args:
+        goal: ``(..., 3)`` ``[d / d_max, cos(bearing), sin(bearing)]`` (robot frame).
+
+    Returns:
+        ``(..., 3)`` float32 ``(vx, vy, wz)``: full speed when the goal is ahead, slower
+        while turning towards it. A fixed command would park the robot against a facade for
+        half the run, where the renderer sees only a few near Gaussians.
+    """
+    bearing = np.arctan2(goal[..., 2], goal[..., 1])
+    vx = SPEED_MPS * np.maximum(np.cos(bearing), 0.0)
+    wz = np.clip(TURN_GAIN * bearing, -MAX_TURN_RADPS, MAX_TURN_RADPS)
+    return np.stack([vx, np.zeros_like(vx), wz], axis=-1).astype(np.float32)
 WARMUP_STEPS = 5
 NUM_ENVS = 4
+CHUNK_STEPS = 10  # steps on one LOD setting before the other gets a turn
 DEFAULT_SIZES = ("64x64", "128x128")
 
 
@@ -43,18 +69,25 @@ def _size(text: str) -> tuple[int, int]:
     return width, height
 
 
-def _config(size: tuple[int, int]) -> EnvConfig:
+def _config(size: tuple[int, int], lod_px: float) -> EnvConfig:
     width, height = size
     return EnvConfig(task="pedestrian", image_size_px=min(width, height), episode_pool_size=4,
-                     sim=SimConfig(render_width_px=width, render_height_px=height))
+                     sim=SimConfig(render_width_px=width, render_height_px=height,
+                                   render_lod_px=lod_px))
 
 
 def _instrument(env: NavBenchEnv, totals: dict) -> None:
-    """Time the renderer, the physics and the crowd of the episode in progress."""
+    """Time the renderer, the physics and the crowd of the episode in progress.
+
+    The simulator outlives episodes (its ``render_camera`` is wrapped once); physics and
+    crowd are new objects each episode.
+    """
     for label, obj, name in (("render", env.sim, "render_camera"),
                              ("physics", env.sim.physics, "step"),
                              ("crowd", env.sim.crowd, "step")):
         original = getattr(obj, name)
+        if getattr(original, "timed_label", None) == label:
+            continue  # already timed
 
         def timed(*args, _original=original, _label=label, **kwargs):
             t0 = time.perf_counter()
@@ -63,45 +96,81 @@ def _instrument(env: NavBenchEnv, totals: dict) -> None:
             finally:
                 totals[_label] += time.perf_counter() - t0
 
+        timed.timed_label = label
         setattr(obj, name, timed)
 
 
-def single_env(scene, size: tuple[int, int], steps: int) -> tuple[float, dict]:
-    """Steps/s of one env and the time shares of its parts."""
-    env = NavBenchEnv(scene, _config(size), seed=0)
-    env.reset(seed=0)
-    for _ in range(WARMUP_STEPS):  # numba compilation and caches
-        env.step(COMMAND)
-    totals: dict = defaultdict(float)
-    env.reset(seed=1)
-    _instrument(env, totals)
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        *_, terminated, truncated, _ = env.step(COMMAND)
-        if terminated or truncated:
-            env.reset()
-            _instrument(env, totals)
-    elapsed = time.perf_counter() - t0
-    shares = {k: v / elapsed for k, v in totals.items()}
-    shares["other"] = max(0.0, 1.0 - sum(shares.values()))
-    return steps / elapsed, shares
+def single_env(scene, size: tuple[int, int], steps: int,
+               settings: list[float]) -> list[tuple[float, dict]]:
+    """Steps/s of one env and the time shares of its parts, per LOD setting.
+
+    One env per setting, all on the same seeds (the goal-seeking command drives them along the
+    same path), stepped in alternating chunks of ``CHUNK_STEPS`` so that they share the load.
+    """
+    envs = [NavBenchEnv(scene, _config(size, lod_px), seed=0) for lod_px in settings]
+    totals: list[dict] = [defaultdict(float) for _ in settings]
+    observations = []
+    for env, total in zip(envs, totals, strict=True):
+        obs, _ = env.reset(seed=0)
+        for _ in range(WARMUP_STEPS):  # numba compilation and caches
+            obs, *_ = env.step(goal_seeking_command(obs["goal"]))
+        obs, _ = env.reset(seed=1)
+        observations.append(obs)
+        _instrument(env, total)
+    elapsed = [0.0] * len(settings)
+    for chunk in _chunks(steps):
+        for k, env in enumerate(envs):
+            t0 = time.perf_counter()
+            for _ in range(chunk):
+                obs, _, terminated, truncated, _ = env.step(
+                    goal_seeking_command(observations[k]["goal"]))
+                if terminated or truncated:
+                    obs, _ = env.reset()
+                    _instrument(env, totals[k])
+                observations[k] = obs
+            elapsed[k] += time.perf_counter() - t0
+    results = []
+    for total, seconds in zip(totals, elapsed, strict=True):
+        shares = {k: v / seconds for k, v in total.items()}
+        shares["other"] = max(0.0, 1.0 - sum(shares.values()))
+        results.append((steps / seconds, shares))
+    return results
+
+
+def _chunks(steps: int) -> list[int]:
+    """``steps`` cut into chunks of at most ``CHUNK_STEPS``."""
+    return [min(CHUNK_STEPS, steps - start) for start in range(0, steps, CHUNK_STEPS)]
 
 
 def vector_env(path: Path, size: tuple[int, int], steps: int, n: int,
-               asynchronous: bool) -> float:
-    """Total env-steps/s of ``n`` envs (async subprocesses or sync in this process)."""
-    venv = make_vector_env(n, asynchronous=asynchronous, scene=path, config=_config(size))
+               asynchronous: bool, settings: list[float]) -> list[float]:
+    """Total env-steps/s of ``n`` envs (async subprocesses or sync in this process) per setting.
+
+    The settings' vector envs are stepped in alternating chunks of ``CHUNK_STEPS``.
+    """
+    venvs = []
     try:
-        venv.reset(seed=0)
-        actions = np.tile(COMMAND, (n, 1))
-        for _ in range(WARMUP_STEPS):
-            venv.step(actions)
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            venv.step(actions)  # finished sub-envs reset themselves
-        return n * steps / (time.perf_counter() - t0)
+        for lod_px in settings:
+            venvs.append(make_vector_env(n, asynchronous=asynchronous, scene=path,
+                                         config=_config(size, lod_px)))
+        observations = []
+        for venv in venvs:
+            obs, _ = venv.reset(seed=0)
+            for _ in range(WARMUP_STEPS):
+                obs, *_ = venv.step(goal_seeking_command(obs["goal"]))
+            observations.append(obs)
+        elapsed = [0.0] * len(venvs)
+        for chunk in _chunks(steps):
+            for k, venv in enumerate(venvs):
+                t0 = time.perf_counter()
+                for _ in range(chunk):  # finished sub-envs reset themselves
+                    observations[k], *_ = venv.step(goal_seeking_command(
+                        observations[k]["goal"]))
+                elapsed[k] += time.perf_counter() - t0
+        return [n * steps / seconds for seconds in elapsed]
     finally:
-        venv.close()
+        for venv in venvs:
+            venv.close()
 
 
 def main() -> None:
@@ -109,23 +178,34 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=200, help="timed steps per case")
     parser.add_argument("--sizes", type=_size, nargs="+", default=[_size(s) for s in
                         DEFAULT_SIZES], help="camera image sizes WxH (default 64x64 128x128)")
+    parser.add_argument("--lod-px", type=float, default=SimConfig().render_lod_px,
+                        help="renderer level-of-detail threshold compared with the exact "
+                             "renderer (pixels; 0 runs the exact renderer only)")
     args = parser.parse_args()
+    settings = [0.0] + ([args.lod_px] if args.lod_px > 0.0 else [])
     scene, _ = generate_street_scene(0)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "street.ply"
         save_scene(scene, path)
         print(f"cores: {os.cpu_count()}, load average: {os.getloadavg()[0]:.2f}, "
               f"scene: {len(scene)} Gaussians, task: pedestrian")
-        print(f"{'image':>9} {'1 env':>7} {'4 sync':>7} {'4 async':>8} {'render':>7} "
+        print(f"{'image':>9} {'LOD':>6} {'1 env':>7} {'4 sync':>7} {'4 async':>8} {'render':>7} "
               f"{'physics':>8} {'crowd':>6} {'other':>6}   (env-steps/s; time shares of 1 env)")
         for size in args.sizes:
-            one, shares = single_env(scene, size, args.steps)
-            sync = vector_env(path, size, args.steps // 2, NUM_ENVS, asynchronous=False)
-            four = vector_env(path, size, args.steps // 2, NUM_ENVS, asynchronous=True)
             label = f"{size[0]}x{size[1]}"
-            print(f"{label:>9} {one:>7.1f} {sync:>7.1f} {four:>8.1f} "
-                  f"{shares.get('render', 0):>7.0%} {shares.get('physics', 0):>8.0%} "
-                  f"{shares.get('crowd', 0):>6.0%} {shares['other']:>6.0%}")
+            ones = single_env(scene, size, args.steps, settings)
+            syncs = vector_env(path, size, args.steps // 2, NUM_ENVS, False, settings)
+            fours = vector_env(path, size, args.steps // 2, NUM_ENVS, True, settings)
+            for lod_px, (one, shares), sync, four in zip(settings, ones, syncs, fours,
+                                                         strict=True):
+                lod_label = f"{lod_px:g}px" if lod_px > 0.0 else "off"
+                print(f"{label:>9} {lod_label:>6} {one:>7.1f} {sync:>7.1f} {four:>8.1f} "
+                      f"{shares.get('render', 0):>7.0%} {shares.get('physics', 0):>8.0%} "
+                      f"{shares.get('crowd', 0):>6.0%} {shares['other']:>6.0%}")
+            if len(settings) == 2:
+                print(f"{label:>9} {'ratio':>6} {ones[1][0] / ones[0][0]:>6.2f}x "
+                      f"{syncs[1] / syncs[0]:>6.2f}x {fours[1] / fours[0]:>7.2f}x")
+        print(f"load average at end: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

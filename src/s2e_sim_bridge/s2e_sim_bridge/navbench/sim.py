@@ -47,6 +47,12 @@ class SimConfig:
             horizontal field of view is the embodiment's either way.
         render: render camera images (policies that only use privileged state can skip it).
         backend: renderer backend (``cpu`` or ``cuda``).
+        render_lod_px: level-of-detail threshold of the ``cpu`` renderer (pixels): far parts
+            of the scene are drawn as merged proxy Gaussians whose voxels project to at most
+            this many pixels (``render``'s ``lod_px``). With the default 1 px, a drive down
+            the generated street renders at 29 dB PSNR (64x64) / 37 dB (128x128) against the
+            exact images, drawing 3.5x / 1.6x fewer rows at 2.1x / 1.25x the frame rate
+            (``benchmarks/render.py``); 0 renders exactly. The ``cuda`` backend ignores it.
         sky_rgb: colour behind the scene (what the camera sees where no Gaussian is).
         occupancy: collision-world settings.
         physics: MuJoCo settings.
@@ -58,6 +64,7 @@ class SimConfig:
     render_height_px: int | None = None
     render: bool = True
     backend: str = "cpu"
+    render_lod_px: float = 1.0
     sky_rgb: tuple[float, float, float] = (0.62, 0.74, 0.88)
     occupancy: OccupancyConfig = field(default_factory=OccupancyConfig)
     physics: PhysicsConfig = field(default_factory=PhysicsConfig)
@@ -188,7 +195,7 @@ class NavBenchSim:
         extra = [s for s in (self.obstacles, self.pedestrian_scene()) if s is not None]
         out = render(self.scene, viewmat, self.K, self.width_px, self.height_px,
                      backend=self.config.backend, background=self.config.sky_rgb,
-                     extra=extra)
+                     extra=extra, lod_px=self.config.render_lod_px)
         self.last_depth_m = out.depth
         return np.clip(np.rint(out.rgb * 255.0), 0, 255).astype(np.uint8)
 

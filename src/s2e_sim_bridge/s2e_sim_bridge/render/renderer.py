@@ -19,10 +19,17 @@ Extra scenes (pedestrians, obstacles inserted per frame) are drawn together with
 scene, sorted jointly by depth, without copying the static scene's arrays per frame.
 Per-scene precomputation (covariances, view-independent colours, device copies) is cached
 per scene object and reused for every camera of a batch and every later frame.
+
+Level of detail (``lod_px > 0``, ``cpu`` backend only): far culling cells are drawn as merged
+proxy Gaussians whose voxels project to at most ``lod_px`` pixels (see
+:mod:`s2e_sim_bridge.render.lod`); the image is then an approximation. ``lod_px = 0`` (the
+default) draws every Gaussian exactly. The ``cuda`` backend ignores ``lod_px`` and always
+draws every Gaussian (the GPU does not need it), so one setting serves both backends.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -43,6 +50,17 @@ BACKENDS = ("cpu", "cuda")
 """Names accepted by ``backend``: ``cpu`` (numba tile rasteriser), ``cuda`` (gsplat)."""
 
 ExtraScenes = GaussianScene | Sequence[GaussianScene] | None
+
+
+def _check_lod_px(lod_px: float) -> float:
+    """``lod_px`` as a float, or a :class:`RenderError` unless it is finite and ``>= 0``."""
+    if isinstance(lod_px, bool) or not isinstance(lod_px, int | float | np.floating | np.integer):
+        raise RenderError(f"render: lod_px must be a number of pixels >= 0, got {lod_px!r}")
+    value = float(lod_px)
+    if not math.isfinite(value) or value < 0.0:
+        raise RenderError(f"render: lod_px must be finite and >= 0 (pixels; 0 = off), "
+                          f"got {lod_px!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -89,6 +107,7 @@ def render_batch(
     extra: ExtraScenes = None,
     near: float = DEFAULT_NEAR_M,
     far: float = DEFAULT_FAR_M,
+    lod_px: float = 0.0,
 ) -> RenderResult:
     """Render ``scene`` (plus ``extra`` scenes) from ``C`` cameras of the same image size.
 
@@ -103,18 +122,23 @@ def render_batch(
         extra: scene or scenes drawn together with ``scene`` (e.g. pedestrians).
         near: near plane (camera z, metres).
         far: far plane (camera z, metres).
+        lod_px: level-of-detail threshold in pixels: far cells are drawn as proxies whose
+            voxels project to at most this many pixels. 0 (default) draws every Gaussian
+            exactly; ignored by the ``cuda`` backend.
 
     Returns:
         :class:`RenderResult` with ``rgb (C, H, W, 3)``, ``depth (C, H, W)``,
         ``alpha (C, H, W)`` float32.
 
     Raises:
-        RenderError: bad camera, size, background or backend, or an unavailable backend.
+        RenderError: bad camera, size, background, ``lod_px`` or backend, or an unavailable
+            backend.
     """
     scenes = _scene_list(scene, extra)
     width, height = check_image_size(width, height)
     near, far = check_clip_planes(near, far)
     bg = check_background(background)
+    lod = _check_lod_px(lod_px)
     vms = np.asarray(viewmats, dtype=np.float64)
     ks = np.asarray(Ks, dtype=np.float64)
     if vms.ndim != 3 or vms.shape[1:] != (4, 4) or vms.shape[0] == 0:
@@ -130,7 +154,7 @@ def render_batch(
     if backend == "cpu":
         from s2e_sim_bridge.render.cpu import render_cpu
 
-        rgb, depth, alpha = render_cpu(scenes, vms, ks, width, height, bg, near, far)
+        rgb, depth, alpha = render_cpu(scenes, vms, ks, width, height, bg, near, far, lod)
     elif backend == "cuda":
         from s2e_sim_bridge.render.cuda import render_cuda
 
@@ -151,6 +175,7 @@ def render(
     extra: ExtraScenes = None,
     near: float = DEFAULT_NEAR_M,
     far: float = DEFAULT_FAR_M,
+    lod_px: float = 0.0,
 ) -> RenderResult:
     """Render ``scene`` (plus ``extra`` scenes) from one camera.
 
@@ -165,18 +190,22 @@ def render(
         extra: scene or scenes drawn together with ``scene`` (e.g. pedestrians).
         near: near plane (camera z, metres).
         far: far plane (camera z, metres).
+        lod_px: level-of-detail threshold in pixels: far cells are drawn as proxies whose
+            voxels project to at most this many pixels. 0 (default) draws every Gaussian
+            exactly; ignored by the ``cuda`` backend.
 
     Returns:
         :class:`RenderResult` with ``rgb (H, W, 3)``, ``depth (H, W)``, ``alpha (H, W)``
         float32.
 
     Raises:
-        RenderError: bad camera, size, background or backend, or an unavailable backend.
+        RenderError: bad camera, size, background, ``lod_px`` or backend, or an unavailable
+            backend.
     """
     vm = check_viewmat(viewmat, "viewmat")
     k = check_intrinsics(K, "K")
     batch = render_batch(
         scene, vm[None], k[None], width, height, backend=backend, background=background,
-        extra=extra, near=near, far=far,
+        extra=extra, near=near, far=far, lod_px=lod_px,
     )  # fmt: skip
     return RenderResult(rgb=batch.rgb[0], depth=batch.depth[0], alpha=batch.alpha[0])
