@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import socket
@@ -126,6 +127,7 @@ def test_update_follows_the_advantages_and_moves_only_trainable_parameters() -> 
     optimizer = torch.optim.Adam(policy.trainable_parameters(), lr=config.lr)
     stats = ppo_update(policy, optimizer, storage, config, DT_S, torch.Generator().manual_seed(0))
     assert stats["minibatch_steps"] == 8 and stats["early_stop"] == 0.0
+    assert math.isnan(stats["stop_kl"])
     assert stats["approx_kl"] > 0 and 0.0 <= stats["clip_fraction"] <= 1.0
     with torch.no_grad():
         frames, goal = storage.frames.flatten(0, 1), storage.goal.flatten(0, 1)
@@ -152,6 +154,7 @@ def test_kl_early_stop() -> None:
     stats = ppo_update(policy, optimizer, storage, config, DT_S, torch.Generator().manual_seed(0))
     assert stats["early_stop"] == 1.0
     assert 1 <= stats["minibatch_steps"] < 40
+    assert stats["stop_kl"] > config.target_kl  # the KL that stopped it is reported
 
 
 def test_config_is_validated() -> None:

@@ -209,7 +209,10 @@ def ppo_update(
     Returns:
         Means over the minibatches applied of the :func:`ppo_loss` terms, plus
         ``grad_norm``, ``minibatch_steps`` (steps applied), ``early_stop`` (1.0 when the KL
-        stop fired) and ``explained_variance`` of the rollout's values.
+        stop fired), ``stop_kl`` (the approximate KL of the minibatch that stopped the
+        update, NaN when none did: a value far above ``target_kl`` after one step means the
+        learning rate is too high for the policy's action density) and
+        ``explained_variance`` of the rollout's values.
 
     Raises:
         S2EError: a non-finite loss.
@@ -217,7 +220,7 @@ def ppo_update(
     params = [p for group in optimizer.param_groups for p in group["params"]]
     device = storage.value.device
     sums: dict[str, float] = {}
-    steps, early_stop = 0, False
+    steps, early_stop, stop_kl = 0, False, float("nan")
     for _epoch in range(config.epochs):
         for batch in storage.minibatches(config.minibatches, generator,
                                          config.normalise_advantages):
@@ -230,9 +233,10 @@ def ppo_update(
                 kl = float(terms["approx_kl"])
             else:  # this rank has no valid transition left for the minibatch
                 loss, terms, kl = None, {}, 0.0
-            if config.target_kl is not None and (
-                    _mean_over_ranks(kl, distributed, device) > config.target_kl):
-                early_stop = True
+            mean_kl = (_mean_over_ranks(kl, distributed, device)
+                       if config.target_kl is not None else 0.0)
+            if config.target_kl is not None and mean_kl > config.target_kl:
+                early_stop, stop_kl = True, mean_kl
                 break
             if loss is not None:
                 loss.backward()
@@ -253,4 +257,5 @@ def ppo_update(
     )
     stats["minibatch_steps"] = float(steps)
     stats["early_stop"] = float(early_stop)
+    stats["stop_kl"] = stop_kl
     return stats

@@ -612,7 +612,8 @@ def _log_update(writer: Any, env_steps: int, stats: dict[str, float],
     """TensorBoard scalars of one update, at ``env_steps``."""
     groups = {"loss": ("policy_loss", "value_loss", "explained_variance"),
               "policy": ("entropy", "mode_entropy", "gaussian_entropy", "approx_kl",
-                         "clip_fraction", "grad_norm", "minibatch_steps", "early_stop")}
+                         "clip_fraction", "grad_norm", "minibatch_steps", "early_stop",
+                         "stop_kl")}
     for group, keys in groups.items():
         for key in keys:
             if key in stats and math.isfinite(stats[key]):
