@@ -56,10 +56,9 @@ from s2e_training.export.settings import (
 from s2e_training.model.network import S2EPolicyNet
 from s2e_training.train.checkpoint import (
     RL_CHECKPOINT_KIND,
-    CheckpointError,
-    latest_checkpoint,
     load_checkpoint,
     read_checkpoint,
+    resolve_checkpoint,
 )
 from s2e_training.train.config import TrainConfig
 
@@ -135,12 +134,7 @@ def load_export_source(checkpoint: Path) -> ExportSource:
     Raises:
         CheckpointError: missing, corrupt or inconsistent checkpoint (names the file).
     """
-    path = Path(checkpoint)
-    if path.is_dir():
-        latest = latest_checkpoint(path)
-        if latest is None:
-            raise CheckpointError(f"{path}: run folder has no checkpoints")
-        path = latest
+    path = resolve_checkpoint(checkpoint)
     payload = read_checkpoint(path)
     data = payload["data"]
     if isinstance(data, dict) and data.get("kind") == RL_CHECKPOINT_KIND:

@@ -80,6 +80,7 @@ from s2e_training.train.checkpoint import (
     load_checkpoint,
     parameter_digest,
     read_checkpoint,
+    resolve_checkpoint,
     restore_rng_state,
     save_checkpoint,
 )
@@ -140,12 +141,7 @@ def load_rl_checkpoint(path: Path) -> tuple[RamPolicy, RLConfig, TrainConfig, np
     Raises:
         CheckpointError: not an RL checkpoint, or one that does not fit its configs.
     """
-    path = Path(path)
-    if path.is_dir():
-        latest = latest_checkpoint(path)
-        if latest is None:
-            raise CheckpointError(f"{path}: run folder has no checkpoints")
-        path = latest
+    path = resolve_checkpoint(path)
     payload = read_checkpoint(path)
     data = payload["data"]
     if not isinstance(data, dict) or data.get("kind") != RL_CHECKPOINT_KIND:

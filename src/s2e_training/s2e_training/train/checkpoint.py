@@ -212,6 +212,21 @@ def build_model(config: TrainConfig, anchors: np.ndarray) -> S2EPolicyNet:
     return S2EPolicyNet(config.model, anchors, seed=config.seed)
 
 
+def resolve_checkpoint(path: Path) -> Path:
+    """The checkpoint file ``path`` names: itself, or a run folder's latest checkpoint.
+
+    Raises:
+        CheckpointError: a run folder without checkpoints.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        return path
+    latest = latest_checkpoint(path)
+    if latest is None:
+        raise CheckpointError(f"{path}: run folder has no checkpoints in {CHECKPOINT_DIR}/")
+    return latest
+
+
 def load_checkpoint(path: Path) -> tuple[S2EPolicyNet, TrainConfig, np.ndarray, int]:
     """Rebuild the trained network from a checkpoint (what the ONNX export uses).
 
@@ -227,12 +242,7 @@ def load_checkpoint(path: Path) -> tuple[S2EPolicyNet, TrainConfig, np.ndarray, 
         CheckpointError: see :func:`read_checkpoint`; also a run folder without checkpoints
             or weights that do not fit the config.
     """
-    path = Path(path)
-    if path.is_dir():
-        latest = latest_checkpoint(path)
-        if latest is None:
-            raise CheckpointError(f"{path}: run folder has no checkpoints in {CHECKPOINT_DIR}/")
-        path = latest
+    path = resolve_checkpoint(path)
     payload = read_checkpoint(path)
     config, anchors = payload["config"], payload["anchors"]
     model = build_model(config, anchors)
