@@ -45,17 +45,26 @@ def tiny_policy(variant: str = "ram") -> RamPolicy:
     return RamPolicy(net, variant, value_hidden=16, seed=0)
 
 
-def filled_storage(policy: RamPolicy, seed: int) -> RolloutStorage:
-    """A rollout of random observations with actions sampled from ``policy``."""
+def filled_storage(policy: RamPolicy, seed: int, store_observations: bool = False,
+                   ) -> RolloutStorage:
+    """A rollout of random observations with actions sampled from ``policy``.
+
+    It stores what ``policy.rollout_inputs`` returns, or with ``store_observations`` the
+    frames and goals themselves.
+    """
     generator = torch.Generator().manual_seed(seed)
-    storage = RolloutStorage(NUM_STEPS, NUM_ENVS, (2, 3, 16, 16), 3)
+    shapes = ({"frames": (2, 3, 16, 16), "goal": (3,)} if store_observations
+              else policy.rollout_input_shapes())
+    storage = RolloutStorage(NUM_STEPS, NUM_ENVS, shapes, 3)
     with torch.no_grad():
         for _ in range(NUM_STEPS):
             frames = torch.rand((NUM_ENVS, 2, 3, 16, 16), generator=generator)
             goal = torch.nn.functional.normalize(torch.randn(NUM_ENVS, 3, generator=generator))
-            output, value = policy.policy_and_value(frames, goal)
+            inputs = ({"frames": frames, "goal": goal} if store_observations
+                      else policy.rollout_inputs(frames, goal))
+            output, value = policy.policy_and_value_from(inputs)
             action = distribution.sample(output, DT_S, generator)
-            storage.add(frames=frames, goal=goal, mode=action.mode,
+            storage.add(inputs=inputs, mode=action.mode,
                         waypoints_m=action.waypoints_m, log_prob=action.log_prob, value=value,
                         reward=torch.randn(NUM_ENVS, generator=generator),
                         terminated=torch.zeros(NUM_ENVS, dtype=torch.bool),
@@ -66,14 +75,14 @@ def filled_storage(policy: RamPolicy, seed: int) -> RolloutStorage:
 
 def test_gae_with_next_step_autoreset() -> None:
     # One env: t1 is truncated, t2 is the autoreset step, t4 terminates, t5 resets again.
-    storage = RolloutStorage(6, 1, (1,), 1)
+    storage = RolloutStorage(6, 1, {"goal": (3,)}, 1)
     rewards = [1.0, 2.0, 0.0, 3.0, 10.0, 0.0]
     values = [0.5, 0.4, 0.7, 0.2, 0.1, 0.9]
     terminated = [False, False, False, False, True, False]
     truncated = [False, True, False, False, False, False]
     valid = [True, True, False, True, True, False]
     for t in range(6):
-        storage.add(frames=torch.zeros(1, 1), goal=torch.zeros(1, 3),
+        storage.add(inputs={"goal": torch.zeros(1, 3)},
                     mode=torch.zeros(1, dtype=torch.int64), waypoints_m=torch.zeros(1, 1, 2),
                     log_prob=torch.zeros(1), value=torch.tensor([values[t]]),
                     reward=torch.tensor([rewards[t]]), terminated=torch.tensor([terminated[t]]),
@@ -124,8 +133,8 @@ def test_update_follows_the_advantages_and_moves_only_trainable_parameters() -> 
     assert math.isnan(stats["stop_kl"])
     assert stats["approx_kl"] > 0 and 0.0 <= stats["clip_fraction"] <= 1.0
     with torch.no_grad():
-        frames, goal = storage.frames.flatten(0, 1), storage.goal.flatten(0, 1)
-        output, value = policy.policy_and_value(frames, goal)
+        output, value = policy.policy_and_value_from(
+            {name: value.flatten(0, 1) for name, value in storage.inputs.items()})
         new = distribution.log_prob(output, storage.mode.flatten(),
                                     storage.waypoints_m.flatten(0, 1), DT_S)
     change = new - storage.log_prob.flatten()
@@ -134,6 +143,35 @@ def test_update_follows_the_advantages_and_moves_only_trainable_parameters() -> 
     assert (value - storage.value.flatten()).mean() > 0  # the critic moved towards returns
     for name, tensor in policy.base.state_dict().items():
         assert torch.equal(tensor, base_before[name]), name
+
+
+def test_frozen_encoders_store_the_memory_and_update_as_from_the_frames() -> None:
+    assert set(tiny_policy("ram").rollout_input_shapes()) == {"memory"}
+    assert set(tiny_policy("decoder").rollout_input_shapes()) == {"memory"}
+    assert set(tiny_policy("full").rollout_input_shapes()) == {"frames", "goal"}
+    config = PPOConfig(steps_per_rollout=NUM_STEPS, epochs=2, minibatches=2, lr=3e-3,
+                       target_kl=None)
+    results = []
+    for store_observations in (False, True):
+        policy = tiny_policy("ram")
+        storage = filled_storage(policy, seed=6, store_observations=store_observations)
+        compute_gae(storage, 0.99, 0.95)
+        encoder_calls: list[int] = []
+        hook = policy.base.encoder.register_forward_hook(
+            lambda *_, calls=encoder_calls: calls.append(1))
+        optimizer = torch.optim.Adam(policy.trainable_parameters(), lr=config.lr)
+        stats = ppo_update(policy, optimizer, storage, config, DT_S,
+                           torch.Generator().manual_seed(0))
+        hook.remove()
+        results.append((storage, stats, len(encoder_calls), policy.trainable_parameters()))
+    (memory_run, memory_stats, memory_calls, memory_params), (frames_run, _, frames_calls,
+                                                              frames_params) = results
+    assert memory_calls == 0 and frames_calls == config.epochs * config.minibatches
+    # the same actions were drawn from the same outputs, and the updates agree
+    torch.testing.assert_close(memory_run.log_prob, frames_run.log_prob, rtol=0, atol=0)
+    assert memory_stats["minibatch_steps"] == 4
+    for a, b in zip(memory_params, frames_params, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
 def test_kl_early_stop() -> None:

@@ -132,7 +132,7 @@ def ppo_loss(policy: RamPolicy, batch: RolloutBatch, config: PPOConfig,
         ``policy_loss value_loss entropy mode_entropy gaussian_entropy approx_kl
         clip_fraction``.
     """
-    output, value = policy.policy_and_value(batch.frames, batch.goal)
+    output, value = policy.policy_and_value_from(batch.inputs)
     new_log_prob = distribution.log_prob(output, batch.mode, batch.waypoints_m, waypoint_dt_s,
                                          policy.min_sigma_m)
     log_ratio = new_log_prob - batch.log_prob

@@ -36,6 +36,11 @@ globally; it is part of :attr:`PolicyOutput.gaussian` and thus of the export.
 RL runs the network without dropout (dropout layers are switched off on construction): the
 PPO ratio compares the same deterministic forward pass before and after an update.
 
+Rollout inputs: for every variant but ``full`` the observation encoder is frozen, so a
+rollout stores each observation's fused memory (:meth:`RamPolicy.rollout_inputs`) instead of
+its frames, and PPO's epochs re-run only the decoder, RAM and heads on it
+(:meth:`RamPolicy.policy_and_value_from`): the image encoder runs once per environment step.
+
 Export: :class:`RamPolicy` has ``forward(frames, goal) -> PolicyOutput``, ``config`` and
 ``anchors`` exactly like :class:`S2EPolicyNet`, so the ONNX exporter takes it as it is.
 """
@@ -50,7 +55,7 @@ from torch import Tensor, nn
 
 from s2e_policy.errors import S2EError
 from s2e_training.model.config import ModelConfig
-from s2e_training.model.network import PolicyOutput, S2EPolicyNet
+from s2e_training.model.network import GOAL_DIM, PolicyOutput, S2EPolicyNet
 
 VARIANTS = ("ram", "decoder", "full", "sft")
 """Which parameters RL post-training updates (see the module docstring)."""
@@ -176,14 +181,55 @@ class RamPolicy(nn.Module):
         """The parameters PPO updates (empty for ``sft``)."""
         return [p for p in self.parameters() if p.requires_grad]
 
-    def _policy(self, frames: Tensor, goal: Tensor) -> tuple[PolicyOutput, Tensor]:
-        memory = self.base.encode(frames, goal)
+    @property
+    def encoder_frozen(self) -> bool:
+        """True when no parameter of :meth:`S2EPolicyNet.encode` trains (all but ``full``).
+
+        The encoder is the image encoder, the frame and goal projections and embeddings and
+        the fusion; when it is frozen, the fused memory of an observation is fixed.
+        """
+        base = self.base
+        encode_params = [base.time_embed, base.goal_embed, *base.encoder.parameters(),
+                         *base.frame_proj.parameters(), *base.goal_proj.parameters(),
+                         *base.fusion.parameters()]
+        return not any(p.requires_grad for p in encode_params)
+
+    def rollout_input_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Per-observation shapes of what :meth:`rollout_inputs` returns (without the batch)."""
+        cfg = self.config
+        if self.encoder_frozen:
+            return {"memory": (cfg.context_frames + 1, cfg.d_model)}
+        return {"frames": (cfg.context_frames, 3, cfg.image_size, cfg.image_size),
+                "goal": (GOAL_DIM,)}
+
+    def rollout_inputs(self, frames: Tensor, goal: Tensor) -> dict[str, Tensor]:
+        """What a rollout stores per observation to re-evaluate the policy in PPO's epochs.
+
+        With a frozen encoder (:attr:`encoder_frozen`) that is the fused memory
+        ``{"memory": (B, T+1, D)}``, computed here once: PPO's epochs then run only the
+        decoder, RAM and heads, and the stored memory is exactly what the rollout acted on.
+        Otherwise (``full``) it is the observation ``{"frames": (B,T,3,S,S), "goal": (B,3)}``.
+        """
+        if self.encoder_frozen:
+            with torch.no_grad():
+                return {"memory": self.base.encode(frames, goal)}
+        return {"frames": frames, "goal": goal}
+
+    def policy_and_value_from(self, inputs: dict[str, Tensor]) -> tuple[PolicyOutput, Tensor]:
+        """:meth:`policy_and_value` from :meth:`rollout_inputs` (memory or observation)."""
+        memory = inputs.get("memory")
+        if memory is None:
+            memory = self.base.encode(inputs["frames"], inputs["goal"])
+        output = self._policy_from_memory(memory)
+        return output, self.value_head(memory.mean(dim=1).detach()).squeeze(-1)
+
+    def _policy_from_memory(self, memory: Tensor) -> PolicyOutput:
         output = self.base.heads(self.base.decode(memory, self.ram))
         # + 0 at initialisation: float addition of zero leaves the outputs bit-identical.
         shifted = torch.cat(
             [output.gaussian[..., :2] + self.log_std, output.gaussian[..., 2:]], dim=-1
         )
-        return output._replace(gaussian=shifted), memory
+        return output._replace(gaussian=shifted)
 
     def forward(self, frames: Tensor, goal: Tensor) -> PolicyOutput:
         """The RAM-augmented policy, same signature and output as :class:`S2EPolicyNet`.
@@ -195,13 +241,11 @@ class RamPolicy(nn.Module):
         Returns:
             :class:`PolicyOutput` (robot frame, metres / radians / m/s).
         """
-        return self._policy(frames, goal)[0]
+        return self._policy_from_memory(self.base.encode(frames, goal))
 
     def policy_and_value(self, frames: Tensor, goal: Tensor) -> tuple[PolicyOutput, Tensor]:
         """The policy output and the state value (B,) for the same inputs as :meth:`forward`."""
-        output, memory = self._policy(frames, goal)
-        value = self.value_head(memory.mean(dim=1).detach()).squeeze(-1)
-        return output, value
+        return self.policy_and_value_from({"frames": frames, "goal": goal})
 
 
 def count_parameters(params: list[nn.Parameter]) -> int:

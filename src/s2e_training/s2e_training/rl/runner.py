@@ -311,13 +311,13 @@ def collect_rollout(
     term_sums: dict[str, float] = {}
     valid_steps = 0
     for _ in range(storage.num_steps):
-        frames, goal = _to_tensors(obs, device)
-        output, value = policy.policy_and_value(frames, goal)
+        inputs = policy.rollout_inputs(*_to_tensors(obs, device))
+        output, value = policy.policy_and_value_from(inputs)
         action = distribution.sample(output, waypoint_dt_s, generator, policy.min_sigma_m)
         obs, reward, terminated, truncated, info = envs.step(
             action.waypoints_m.cpu().numpy().astype(np.float32))
         valid = ~autoreset
-        storage.add(frames=frames, goal=goal, mode=action.mode, waypoints_m=action.waypoints_m,
+        storage.add(inputs=inputs, mode=action.mode, waypoints_m=action.waypoints_m,
                     log_prob=action.log_prob, value=value,
                     reward=torch.as_tensor(np.where(valid, reward, 0.0), dtype=torch.float32),
                     terminated=torch.as_tensor(terminated & valid),
@@ -542,8 +542,7 @@ def _loop(config: RLConfig, run_dir: Path, policy: RamPolicy, optimizer: torch.o
                            env_config(config.env, model),
                            seed=config.seed + distributed.rank * env_count)
     generator = torch.Generator().manual_seed(_seed(config.seed, distributed.rank, start))
-    storage = RolloutStorage(ppo.steps_per_rollout, env_count,
-                             (model.context_frames, 3, model.image_size, model.image_size),
+    storage = RolloutStorage(ppo.steps_per_rollout, env_count, policy.rollout_input_shapes(),
                              model.waypoints, device)
     tracker = EpisodeTracker(env_count)
     update, saved_update, saved = start, start, None

@@ -11,7 +11,7 @@ That reset step is stored with ``valid = False`` and left out of the losses; its
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -26,14 +26,15 @@ class RolloutBatch:
     """A flat batch of valid transitions (B of them) for one PPO minibatch.
 
     Attributes:
-        frames: (B, T, 3, S, S) float32 in [0, 1]; ``goal`` (B, 3) goal encoding.
+        inputs: the policy's inputs per transition (:meth:`RamPolicy.rollout_inputs`):
+            ``{"memory": (B, T+1, D)}`` with a frozen encoder, else
+            ``{"frames": (B, T, 3, S, S), "goal": (B, 3)}``.
         mode: (B,) int64 sampled modes; ``waypoints_m`` (B, W, 2) sampled waypoints, metres.
         log_prob: (B,) log-probabilities at sampling time; ``value`` (B,) values then.
         advantage: (B,) GAE advantages; ``returns`` (B,) ``advantage + value``.
     """
 
-    frames: Tensor
-    goal: Tensor
+    inputs: dict[str, Tensor]
     mode: Tensor
     waypoints_m: Tensor
     log_prob: Tensor
@@ -48,17 +49,18 @@ class RolloutStorage:
     Args:
         num_steps: N, steps per environment per rollout.
         num_envs: E.
-        frames_shape: ``(T, 3, S, S)`` of one observation's frame stack.
+        input_shapes: shape of each policy input of one observation
+            (:meth:`RamPolicy.rollout_input_shapes`), e.g. ``{"memory": (T+1, D)}``.
         num_waypoints: W of one action.
         device: where the buffers live.
     """
 
-    def __init__(self, num_steps: int, num_envs: int, frames_shape: tuple[int, ...],
+    def __init__(self, num_steps: int, num_envs: int, input_shapes: Mapping[str, tuple[int, ...]],
                  num_waypoints: int, device: torch.device | str = "cpu") -> None:
         n, e = num_steps, num_envs
         self.num_steps, self.num_envs = n, e
-        self.frames = torch.zeros((n, e, *frames_shape), device=device)
-        self.goal = torch.zeros((n, e, 3), device=device)
+        self.inputs = {name: torch.zeros((n, e, *shape), device=device)
+                       for name, shape in input_shapes.items()}
         self.mode = torch.zeros((n, e), dtype=torch.int64, device=device)
         self.waypoints_m = torch.zeros((n, e, num_waypoints, 2), device=device)
         self.log_prob = torch.zeros((n, e), device=device)
@@ -72,15 +74,18 @@ class RolloutStorage:
         self.returns = torch.zeros((n, e), device=device)
         self.step = 0
 
-    def add(self, *, frames: Tensor, goal: Tensor, mode: Tensor, waypoints_m: Tensor,
+    def add(self, *, inputs: Mapping[str, Tensor], mode: Tensor, waypoints_m: Tensor,
             log_prob: Tensor, value: Tensor, reward: Tensor, terminated: Tensor,
             truncated: Tensor, valid: Tensor) -> None:
         """Store step ``self.step`` (each argument is (E, ...), as documented on the fields)."""
         if self.step >= self.num_steps:
             raise IndexError(f"rollout storage is full ({self.num_steps} steps)")
+        if set(inputs) != set(self.inputs):
+            raise KeyError(f"rollout inputs {sorted(inputs)}: this storage holds "
+                           f"{sorted(self.inputs)}")
         i = self.step
-        self.frames[i] = frames
-        self.goal[i] = goal
+        for name, tensor in inputs.items():
+            self.inputs[name][i] = tensor
         self.mode[i] = mode
         self.waypoints_m[i] = waypoints_m
         self.log_prob[i] = log_prob
@@ -108,11 +113,12 @@ class RolloutStorage:
             valid_adv = advantage[index]
             advantage = (advantage - valid_adv.mean()) / (valid_adv.std() + ADVANTAGE_STD_EPS)
         order = index[torch.randperm(index.numel(), generator=generator).to(index.device)]
+        inputs = {name: value.flatten(0, 1) for name, value in self.inputs.items()}
         flat = {
-            "frames": self.frames.flatten(0, 1), "goal": self.goal.flatten(0, 1),
             "mode": self.mode.flatten(), "waypoints_m": self.waypoints_m.flatten(0, 1),
             "log_prob": self.log_prob.flatten(), "value": self.value.flatten(),
             "advantage": advantage, "returns": self.returns.flatten(),
         }
         for chunk in torch.tensor_split(order, num_minibatches):
-            yield RolloutBatch(**{key: value[chunk] for key, value in flat.items()})
+            yield RolloutBatch(inputs={name: value[chunk] for name, value in inputs.items()},
+                               **{key: value[chunk] for key, value in flat.items()})
