@@ -126,7 +126,8 @@ def test_exploration_floor_adds_isotropic_noise_to_every_waypoint() -> None:
     narrow = torch.full_like(output.gaussian[..., :2], -4.5)  # sigma ~ 0.3 mm at 1.5 m/s
     output = output._replace(gaussian=torch.cat([narrow, output.gaussian[..., 2:]], -1))
     batch = repeat(output, SAMPLES)
-    action = distribution.sample(batch, DT_S, torch.Generator().manual_seed(5), floor_m)
+    action = distribution.sample(batch, DT_S, torch.Generator().manual_seed(5),
+                                 distribution.Exploration(min_sigma_m=floor_m))
     for k in range(2):
         a = action.waypoints_m[action.mode == k]
         scale = output.speed_mps[0, k] * DT_S
@@ -140,10 +141,32 @@ def test_exploration_floor_adds_isotropic_noise_to_every_waypoint() -> None:
                                    atol=3e-4, rtol=0.02)
         torch.testing.assert_close((centred[..., 0] * centred[..., 1]).mean(0), cov_xy,
                                    atol=3e-4, rtol=0)
-    recomputed = distribution.log_prob(batch, action.mode, action.waypoints_m, DT_S, floor_m)
+    recomputed = distribution.log_prob(batch, action.mode, action.waypoints_m, DT_S,
+                                      distribution.Exploration(min_sigma_m=floor_m))
     torch.testing.assert_close(action.log_prob, recomputed)
     # Without the floor the same actions are tens of sigmas off (log-densities hundreds of
     # nats lower): the floor is what keeps the density of executed actions smooth for PPO.
     unfloored = distribution.log_prob(repeat(output, 64),
                                       action.mode[:64], action.waypoints_m[:64], DT_S)
     assert float(unfloored.max()) < float(recomputed[:64].min()) - 100.0
+
+
+def test_mode_temperature_sharpens_the_modes_consistently() -> None:
+    # tau < 1: modes are drawn from softmax(scores / tau), the log-probability and the mode
+    # entropy use the same probabilities, the Gaussians and the greedy action do not change.
+    tau = 0.3
+    exploration = distribution.Exploration(mode_temperature=tau)
+    output = mixture(2, (1.5, 0.8, 2.5, 1.2))
+    batch = repeat(output, SAMPLES)
+    action = distribution.sample(batch, DT_S, torch.Generator().manual_seed(6), exploration)
+    expected = torch.softmax(output.scores[0] / tau, -1)
+    frequencies = torch.bincount(action.mode, minlength=4).float() / SAMPLES
+    torch.testing.assert_close(frequencies, expected, atol=4e-3, rtol=0)
+    assert float(expected.max()) > float(torch.softmax(output.scores[0], -1).max()) + 0.2
+    tempered = distribution.log_prob(batch, action.mode, action.waypoints_m, DT_S, exploration)
+    torch.testing.assert_close(action.log_prob, tempered)
+    plain = distribution.log_prob(batch, action.mode, action.waypoints_m, DT_S)
+    mode_shift = expected.log() - torch.log_softmax(output.scores[0], -1)
+    torch.testing.assert_close(tempered - plain, mode_shift[action.mode])
+    _, mode_h, _ = distribution.mixture_entropy(output, exploration)
+    assert float(mode_h) == pytest.approx(float(-(expected * expected.log()).sum()), abs=1e-6)

@@ -1,6 +1,6 @@
 """The action distribution of the S2E policy in RL: a mixture over trajectory modes.
 
-One action is a pair ``(k, a)``: a mode ``k ~ Categorical(softmax(scores))``, then the
+One action is a pair ``(k, a)``: a mode ``k ~ Categorical(softmax(scores / tau))``, then the
 waypoints ``a`` (W, 2), metres in base_link at the decision instant (REP-103: x forward, y
 left), drawn from that mode's per-waypoint correlated 2D Gaussians. The network predicts the
 Gaussians in the normalised motion space (:mod:`s2e_training.model.network`): mean
@@ -12,12 +12,19 @@ speed scales them to metres with the step length ``scale_k = max(speed_k * dt, M
     a = n * scale_k                     (metres)
 
 so ``a`` is Gaussian with mean ``traj_norm[k] * scale_k`` and log sigmas shifted by
-``log scale_k``. An exploration floor ``min_sigma_m`` (metres, 0 = none) adds isotropic noise
-of that standard deviation to every waypoint, i.e. ``sigma_min^2 I`` to each waypoint's
-covariance (``sx' = sqrt(sx^2 + s^2)``, ``sy'`` alike, ``rho' = rho sx sy / (sx' sy')``), and
+``log scale_k``. Two settings of :class:`Exploration` shape this behaviour distribution of
+RL (they change neither the network nor its deterministic action, :func:`greedy_waypoints_m`):
 
+- the mode temperature ``tau`` (1 = the network's own score distribution): ``tau < 1``
+  sharpens it towards the top-scored mode, which is the mode the robot runs;
+- the exploration floor ``min_sigma_m`` (metres, 0 = none) adds isotropic noise of that
+  standard deviation to every waypoint, i.e. ``sigma_min^2 I`` to each waypoint's covariance
+  (``sx' = sqrt(sx^2 + s^2)``, ``sy'`` alike, ``rho' = rho sx sy / (sx' sy')``);
 
-    log p(k, a) = log softmax(scores)[k] - sum_w NLL_2D(a_w - mean_w, gaussian_w + log scale_k)
+and::
+
+    log p(k, a) = log softmax(scores / tau)[k]
+                  - sum_w NLL_2D(a_w - mean_w, gaussian_w + log scale_k)
 
 with the one correlated-Gaussian density of the project
 (:func:`s2e_training.losses.gaussian_nll_2d`). Because the density is of ``a`` in metres,
@@ -25,7 +32,8 @@ a change of the predicted speed changes the probability of an executed action: P
 is that of what the robot actually did.
 
 Entropy (:func:`mixture_entropy`): the exact entropy of the joint ``(k, n)`` in the
-normalised space, ``H(k) + sum_k p_k H(N_k)`` (the categorical entropy of the modes plus the
+normalised space (modes at the temperature ``tau``, Gaussians without the floor),
+``H(k) + sum_k p_k H(N_k)`` (the categorical entropy of the modes plus the
 score-weighted Gaussian entropies, ``H(N) = sum_w [log(2 pi e) + log sx + log sy +
 0.5 log(1 - rho^2)]``). It is the usual approximation of the entropy of the mixture's
 marginal over waypoints (exact when the modes do not overlap, an upper bound otherwise).
@@ -47,6 +55,29 @@ from s2e_training.model.anchors import MIN_STEP_M
 from s2e_training.model.network import PolicyOutput
 
 _LOG_2PI_E = math.log(2.0 * math.pi) + 1.0
+
+
+class Exploration(NamedTuple):
+    """How RL's behaviour distribution departs from the network's (see the module docstring).
+
+    Attributes:
+        min_sigma_m: exploration floor: standard deviation (metres) of the isotropic noise
+            added to every waypoint; 0 adds none.
+        mode_temperature: ``tau`` of ``softmax(scores / tau)``, the mode probabilities;
+            1 keeps the network's, smaller values favour the top-scored mode.
+    """
+
+    min_sigma_m: float = 0.0
+    mode_temperature: float = 1.0
+
+
+NO_EXPLORATION = Exploration()
+"""The network's own distribution: no floor, temperature 1."""
+
+
+def mode_log_probs(output: PolicyOutput, exploration: Exploration = NO_EXPLORATION) -> Tensor:
+    """(B, K) log-probabilities of the modes, ``log_softmax(scores / tau)``."""
+    return torch.log_softmax(output.scores / exploration.mode_temperature, dim=-1)
 
 
 class MixtureAction(NamedTuple):
@@ -74,7 +105,7 @@ def _pick(x: Tensor, mode: Tensor) -> Tensor:
 
 
 def _mode_gaussian_m(
-    output: PolicyOutput, mode: Tensor, waypoint_dt_s: float, min_sigma_m: float = 0.0
+    output: PolicyOutput, mode: Tensor, waypoint_dt_s: float, min_sigma_m: float
 ) -> tuple[Tensor, Tensor]:
     """Mean (B, W, 2) metres and ``[log sx, log sy, rho]`` (B, W, 3) metres of mode ``mode``.
 
@@ -97,7 +128,7 @@ def _mode_gaussian_m(
 
 def log_prob(
     output: PolicyOutput, mode: Tensor, waypoints_m: Tensor, waypoint_dt_s: float,
-    min_sigma_m: float = 0.0,
+    exploration: Exploration = NO_EXPLORATION,
 ) -> Tensor:
     """``log p(k, a)`` of given actions (see the module docstring).
 
@@ -106,19 +137,19 @@ def log_prob(
         mode: (B,) int64 mode indices.
         waypoints_m: (B, W, 2) waypoints in metres (base_link).
         waypoint_dt_s: seconds between waypoints (the model config's ``waypoint_dt_s``).
-        min_sigma_m: exploration floor (metres), as used to draw the actions.
+        exploration: floor and mode temperature, as used to draw the actions.
 
     Returns:
         (B,) log-probabilities (log of a density in metres^-2W times a mode probability).
     """
-    log_p_mode = _pick(torch.log_softmax(output.scores, dim=-1), mode)
-    mean_m, gaussian_m = _mode_gaussian_m(output, mode, waypoint_dt_s, min_sigma_m)
+    log_p_mode = _pick(mode_log_probs(output, exploration), mode)
+    mean_m, gaussian_m = _mode_gaussian_m(output, mode, waypoint_dt_s, exploration.min_sigma_m)
     return log_p_mode - gaussian_nll_2d(waypoints_m - mean_m, gaussian_m).sum(-1)
 
 
 def sample(
     output: PolicyOutput, waypoint_dt_s: float, generator: torch.Generator | None = None,
-    min_sigma_m: float = 0.0,
+    exploration: Exploration = NO_EXPLORATION,
 ) -> MixtureAction:
     """Draw one action per observation: a mode, then that mode's waypoints.
 
@@ -126,15 +157,16 @@ def sample(
         output: the policy's prediction for B observations.
         waypoint_dt_s: seconds between waypoints.
         generator: torch generator for the draws (default: the global one).
-        min_sigma_m: exploration floor (metres; see the module docstring).
+        exploration: floor and mode temperature (see the module docstring).
 
     Returns:
         :class:`MixtureAction` (no gradients).
     """
     with torch.no_grad():
-        probs = torch.softmax(output.scores.float(), dim=-1)
+        probs = mode_log_probs(output, exploration).float().exp()
         mode = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
-        mean_m, gaussian_m = _mode_gaussian_m(output, mode, waypoint_dt_s, min_sigma_m)
+        mean_m, gaussian_m = _mode_gaussian_m(output, mode, waypoint_dt_s,
+                                              exploration.min_sigma_m)
         sx, sy = gaussian_m[..., 0].exp(), gaussian_m[..., 1].exp()
         rho = gaussian_m[..., 2]
         z = torch.randn(mean_m.shape, generator=generator, device=mean_m.device,
@@ -143,7 +175,7 @@ def sample(
         dy = sy * (rho * z[..., 0] + torch.sqrt(1.0 - rho.square()) * z[..., 1])
         waypoints = mean_m + torch.stack([dx, dy], dim=-1)
         return MixtureAction(mode, waypoints, log_prob(output, mode, waypoints, waypoint_dt_s,
-                                                       min_sigma_m))
+                                                       exploration))
 
 
 def greedy_waypoints_m(output: PolicyOutput) -> Tensor:
@@ -158,14 +190,16 @@ def gaussian_entropy(gaussian: Tensor) -> Tensor:
     return _LOG_2PI_E + log_sx + log_sy + 0.5 * torch.log(1.0 - rho.square())
 
 
-def mixture_entropy(output: PolicyOutput) -> tuple[Tensor, Tensor, Tensor]:
+def mixture_entropy(output: PolicyOutput, exploration: Exploration = NO_EXPLORATION,
+                    ) -> tuple[Tensor, Tensor, Tensor]:
     """Entropy of the joint ``(mode, normalised waypoints)`` (see the module docstring).
 
     Returns:
         ``(total, mode_entropy, gaussian_entropy)``, each (B,) nats: ``total = mode_entropy
-        + sum_k p_k H(N_k)`` with ``gaussian_entropy`` the score-weighted second term.
+        + sum_k p_k H(N_k)`` with ``gaussian_entropy`` the score-weighted second term and
+        ``p`` the mode probabilities at ``exploration.mode_temperature``.
     """
-    log_p = torch.log_softmax(output.scores, dim=-1)
+    log_p = mode_log_probs(output, exploration)
     p = log_p.exp()
     mode_h = -(p * log_p).sum(-1)
     per_mode = gaussian_entropy(output.gaussian).sum(-1)  # (B, K): sum over waypoints

@@ -134,7 +134,7 @@ def ppo_loss(policy: RamPolicy, batch: RolloutBatch, config: PPOConfig,
     """
     output, value = policy.policy_and_value_from(batch.inputs)
     new_log_prob = distribution.log_prob(output, batch.mode, batch.waypoints_m, waypoint_dt_s,
-                                         policy.min_sigma_m)
+                                         policy.exploration)
     log_ratio = new_log_prob - batch.log_prob
     ratio = log_ratio.exp()
     adv = batch.advantage
@@ -146,7 +146,8 @@ def ppo_loss(policy: RamPolicy, batch: RolloutBatch, config: PPOConfig,
         clipped = batch.value + (value - batch.value).clamp(-config.clip_coef, config.clip_coef)
         value_error = torch.max(value_error, (clipped - batch.returns).square())
     value_loss = 0.5 * value_error.mean()
-    entropy, mode_entropy, gaussian_entropy = distribution.mixture_entropy(output)
+    entropy, mode_entropy, gaussian_entropy = distribution.mixture_entropy(output,
+                                                                           policy.exploration)
     loss = policy_loss + config.value_coef * value_loss - config.entropy_coef * entropy.mean()
     with torch.no_grad():
         terms = {

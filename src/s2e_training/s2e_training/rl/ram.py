@@ -56,6 +56,7 @@ from torch import Tensor, nn
 from s2e_policy.errors import S2EError
 from s2e_training.model.config import ModelConfig
 from s2e_training.model.network import GOAL_DIM, PolicyOutput, S2EPolicyNet
+from s2e_training.rl.distribution import NO_EXPLORATION, Exploration
 
 VARIANTS = ("ram", "decoder", "full", "sft")
 """Which parameters RL post-training updates (see the module docstring)."""
@@ -127,23 +128,25 @@ class RamPolicy(nn.Module):
         learn_log_std: train the global log-std shift (else it stays 0).
         seed: initialises the value head without touching the global RNG (the RAM is a copy
             plus zeros, so the whole policy is a function of ``base`` and ``seed``).
-        min_sigma_m: exploration floor (metres) of the action distribution during RL
-            (:mod:`s2e_training.rl.distribution`); kept as :attr:`min_sigma_m`, it does not
-            change :meth:`forward` (what is exported).
+        exploration: how RL's behaviour distribution widens (floor) and sharpens (mode
+            temperature) the network's (:class:`s2e_training.rl.distribution.Exploration`);
+            kept as :attr:`exploration`, it does not change :meth:`forward` (what is
+            exported).
 
     Raises:
         S2EError: unknown variant or ``value_hidden < 1``.
     """
 
     def __init__(self, base: S2EPolicyNet, variant: str = "ram", value_hidden: int = 128,
-                 learn_log_std: bool = True, seed: int = 0, min_sigma_m: float = 0.0) -> None:
+                 learn_log_std: bool = True, seed: int = 0,
+                 exploration: Exploration = NO_EXPLORATION) -> None:
         super().__init__()
         if variant not in VARIANTS:
             raise S2EError(f"policy variant {variant!r}: expected one of {VARIANTS}")
         if value_hidden < 1:
             raise S2EError(f"policy.value_hidden must be >= 1, got {value_hidden}")
         self.variant = variant
-        self.min_sigma_m = float(min_sigma_m)
+        self.exploration = exploration
         self.base = copy.deepcopy(base)
         _disable_dropout(self.base)
         self.ram = ResidualAttentionModule(self.base) if variant == "ram" else None

@@ -68,6 +68,7 @@ from s2e_training.model.config import ModelConfig
 from s2e_training.model.network import S2EPolicyNet
 from s2e_training.rl import distribution
 from s2e_training.rl.config import RLConfig, env_config
+from s2e_training.rl.distribution import Exploration
 from s2e_training.rl.ppo import compute_gae, ppo_update
 from s2e_training.rl.ram import RamPolicy, count_parameters
 from s2e_training.rl.storage import RolloutStorage
@@ -121,7 +122,7 @@ def build_policy(base: S2EPolicyNet, config: RLConfig) -> RamPolicy:
     """The :class:`RamPolicy` of ``config.policy`` around the pretrained ``base``."""
     p = config.policy
     return RamPolicy(base, p.variant, p.value_hidden, p.learn_log_std, seed=config.seed,
-                     min_sigma_m=p.min_sigma_m)
+                     exploration=Exploration(p.min_sigma_m, p.mode_temperature))
 
 
 def make_optimizer(policy: RamPolicy, config: RLConfig) -> torch.optim.Adam:
@@ -313,7 +314,7 @@ def collect_rollout(
     for _ in range(storage.num_steps):
         inputs = policy.rollout_inputs(*_to_tensors(obs, device))
         output, value = policy.policy_and_value_from(inputs)
-        action = distribution.sample(output, waypoint_dt_s, generator, policy.min_sigma_m)
+        action = distribution.sample(output, waypoint_dt_s, generator, policy.exploration)
         obs, reward, terminated, truncated, info = envs.step(
             action.waypoints_m.cpu().numpy().astype(np.float32))
         valid = ~autoreset
