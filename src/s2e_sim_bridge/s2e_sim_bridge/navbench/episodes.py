@@ -229,7 +229,9 @@ def sample_episodes(
                 f"{task.min_geodesic_m}-{task.max_geodesic_m} m on this scene (got "
                 f"{len(episodes)}); widen the distance range or use a larger scene")
         start_xy = cells[rng.integers(len(cells))]
-        from_start = geodesic_field(occupancy, start_xy, robot_radius_m)
+        # Only goals within the distance range matter: the search stops beyond it.
+        from_start = geodesic_field(occupancy, start_xy, robot_radius_m,
+                                    max_distance_m=task.max_geodesic_m)
         d = from_start.distance_at(cells)
         ok = (d >= task.min_geodesic_m) & (d <= task.max_geodesic_m)
         if not ok.any():

@@ -135,9 +135,13 @@ class SocialForceCrowd:
         self.config = config or SocialForceConfig()
         self.bounds = np.asarray(bounds, dtype=np.float64).reshape(2, 2)
         self.rng = rng
-        # Use the compiled substep on an OccupancyMap (the numpy path is its reference).
+        # Use the compiled kernels on an OccupancyMap (the numpy path is their reference).
         self.compiled = True
-        self.keep_out = np.zeros((0, 3)) if keep_out is None else np.asarray(keep_out, float)
+        self.keep_out = np.zeros((0, 3)) if keep_out is None else np.ascontiguousarray(
+            keep_out, dtype=np.float64)
+        if self.keep_out.ndim != 2 or self.keep_out.shape[1] != 3:
+            raise S2EError(f"pedestrians: keep_out must be (M, 3) discs (x, y, radius), got "
+                           f"shape {self.keep_out.shape}")
         cfg = self.config
         radii = np.full(num_agents, cfg.agent_radius_m)
         positions = self._sample_free_points(num_agents, cfg.agent_radius_m, avoid_others=True)
@@ -203,10 +207,28 @@ class SocialForceCrowd:
             angle = self.rng.uniform(-np.pi, np.pi)
             dist = self.rng.uniform(cfg.waypoint_min_distance_m, cfg.waypoint_max_distance_m)
             target = origin + dist * np.array([np.cos(angle), np.sin(angle)])
-            if self._clear(target[None], cfg.agent_radius_m)[0] and self.line_of_sight(
-                    origin, target, cfg.agent_radius_m):
+            if self._waypoint_ok(origin, target):
                 return target
         return origin.copy()
+
+    def _waypoint_ok(self, origin: np.ndarray, target: np.ndarray) -> bool:
+        """Whether ``target (2,)`` is clear (:meth:`_clear`) and in line of sight of ``origin``.
+
+        On an :class:`OccupancyMap` (and ``compiled``) one numba call makes both checks with
+        the same samples and cell lookups as the numpy methods, so the answer is the same.
+        """
+        cfg = self.config
+        radius = cfg.agent_radius_m
+        if not (isinstance(self.free_space, OccupancyMap) and self.compiled):
+            return bool(self._clear(target[None], radius)[0]) and self.line_of_sight(
+                origin, target, radius)
+        occ = self.free_space
+        length = float(np.linalg.norm(target - origin))
+        steps = max(2, int(np.ceil(length / cfg.line_of_sight_step_m)) + 1)
+        return bool(_waypoint_ok_kernel(
+            np.asarray(origin, np.float64), np.asarray(target, np.float64), radius,
+            radius + cfg.spawn_clearance_m, self.bounds, self.keep_out, steps,
+            occ.distance_m, occ.origin_xy_m, float(occ.resolution_m)))
 
     # -- dynamics -----------------------------------------------------------------------
     def _obstacle_gradient(self, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -279,50 +301,71 @@ class SocialForceCrowd:
         stiff). Agents that reach their waypoint get a new one. A substep that would move an
         agent into an obstacle is cancelled for that agent (its velocity is zeroed), so agents
         never enter occupied space even under strong pushes.
+
+        On an :class:`OccupancyMap` (and ``compiled``), one numba call runs the substeps up to
+        the first one after which an agent needs a new waypoint; the waypoint is sampled here
+        (the only use of the crowd's ``rng``) and the kernel resumes, so the result is the
+        same as substep by substep through the numpy reference (:meth:`accelerations`).
         """
         if not np.isfinite(dt) or dt <= 0:
             raise S2EError(f"pedestrians: dt must be a positive number of seconds, got {dt}")
         substeps = int(np.ceil(dt / self.config.max_substep_s - 1e-9))
-        for _ in range(substeps):
-            self._substep(dt / substeps, robot_xy, robot_radius)
-        return self.state
+        h = dt / substeps
+        s = self.state
+        if len(s) == 0:
+            return s
+        if not (isinstance(self.free_space, OccupancyMap) and self.compiled):
+            for _ in range(substeps):
+                self._substep(h, robot_xy, robot_radius)
+            return s
+        occ = self.free_space
+        robot = np.zeros(4) if robot_xy is None else np.array(
+            [*np.asarray(robot_xy, float).reshape(2), robot_radius, 1.0])
+        params = self._kernel_params()
+        resample = np.zeros(len(s), dtype=np.bool_)
+        done = 0
+        while done < substeps:
+            done += _substeps_kernel(s.positions, s.velocities, s.waypoints, s.preferred_speeds,
+                                     s.radii, s.gait_phase, robot, occ.distance_m,
+                                     occ.origin_xy_m, float(occ.resolution_m), params, h,
+                                     substeps - done, resample)
+            self._resample_waypoints(resample)
+        return s
 
     def _kernel_params(self) -> np.ndarray:
+        """``(15,)`` float64 :class:`SocialForceConfig` scalars in the kernels' order."""
         c = self.config
         return np.array([c.relaxation_time_s, c.agent_strength_mps2, c.agent_range_m,
                          c.robot_strength_mps2, c.robot_range_m, c.anisotropy,
                          c.contact_stiffness_mps2_per_m, c.evasion_factor,
                          c.obstacle_strength_mps2, c.obstacle_range_m, c.gradient_step_m,
-                         c.max_speed_factor, c.agent_radius_m])
+                         c.max_speed_factor, c.agent_radius_m, c.step_length_m,
+                         c.waypoint_reached_m])
+
+    def _resample_waypoints(self, agents: np.ndarray) -> None:
+        """New waypoints for the agents flagged in ``agents (N,)`` bool, in index order."""
+        s = self.state
+        for i in np.flatnonzero(agents):
+            s.waypoints[i] = self._sample_waypoint(s.positions[i])
 
     def _substep(self, dt: float, robot_xy: np.ndarray | None, robot_radius: float) -> None:
+        """One substep in numpy (the reference of :func:`_substeps_kernel`)."""
         cfg = self.config
         s = self.state
-        if len(s) == 0:
-            return
-        if isinstance(self.free_space, OccupancyMap) and self.compiled:
-            occ = self.free_space
-            robot = np.zeros(4) if robot_xy is None else np.array(
-                [*np.asarray(robot_xy, float).reshape(2), robot_radius, 1.0])
-            ok = _substep_kernel(s.positions, s.velocities, s.waypoints, s.preferred_speeds,
-                                 s.radii, robot, occ.distance_m, occ.origin_xy_m,
-                                 float(occ.resolution_m), self._kernel_params(), dt)
-        else:
-            acc = self.accelerations(robot_xy, robot_radius)
-            vel = s.velocities + dt * acc
-            speed = np.linalg.norm(vel, axis=1, keepdims=True)
-            vmax = (cfg.max_speed_factor * s.preferred_speeds)[:, None]
-            vel = np.where(speed > vmax, vel * vmax / np.maximum(speed, 1e-9), vel)
-            proposal = s.positions + dt * vel
-            ok = self.free_space.is_free(proposal, cfg.agent_radius_m)
-            s.positions = np.where(ok[:, None], proposal, s.positions)
-            s.velocities = np.where(ok[:, None], vel, 0.0)
+        acc = self.accelerations(robot_xy, robot_radius)
+        vel = s.velocities + dt * acc
+        speed = np.linalg.norm(vel, axis=1, keepdims=True)
+        vmax = (cfg.max_speed_factor * s.preferred_speeds)[:, None]
+        vel = np.where(speed > vmax, vel * vmax / np.maximum(speed, 1e-9), vel)
+        proposal = s.positions + dt * vel
+        ok = self.free_space.is_free(proposal, cfg.agent_radius_m)
+        s.positions = np.where(ok[:, None], proposal, s.positions)
+        s.velocities = np.where(ok[:, None], vel, 0.0)
         s.gait_phase = np.mod(
             s.gait_phase + np.pi * np.linalg.norm(s.velocities, axis=1) * dt / cfg.step_length_m,
             2.0 * np.pi)
         reached = np.linalg.norm(s.waypoints - s.positions, axis=1) < cfg.waypoint_reached_m
-        for i in np.flatnonzero(reached | ~ok):
-            s.waypoints[i] = self._sample_waypoint(s.positions[i])
+        self._resample_waypoints(reached | ~ok)
 
 
 @numba.njit(cache=True)
@@ -342,7 +385,8 @@ def _substep_kernel(pos, vel, wp, v0, radii, robot, field, origin, res, p,
     """One social-force substep in place (the compiled twin of ``accelerations`` + Euler).
 
     ``robot`` is ``(x, y, radius, present)``; ``p`` packs the :class:`SocialForceConfig`
-    scalars in :data:`_KERNEL_PARAMS` order. Returns ``(N,)`` bool: the move was free.
+    scalars in ``SocialForceCrowd._kernel_params`` order. Returns ``(N,)`` bool: the move
+    was free.
     """
     (tau, a_p, b_p, a_r, b_r, lam, k, evasion, a_o, b_o, h, vmax_factor,
      agent_r) = (p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10],
@@ -402,3 +446,56 @@ def _substep_kernel(pos, vel, wp, v0, radii, robot, field, origin, res, p,
         else:
             vel[i, 0], vel[i, 1] = 0.0, 0.0
     return ok
+
+
+@numba.njit(cache=True)
+def _substeps_kernel(pos, vel, wp, v0, radii, phase, robot, field, origin, res, p, dt,
+                     max_substeps, resample):  # pragma: no cover - compiled
+    """Up to ``max_substeps`` substeps in place: dynamics, gait phase, waypoint arrivals.
+
+    Stops after the first substep in which an agent reached its waypoint or was blocked
+    (its flag in ``resample (N,)`` bool is set; the caller samples new waypoints before
+    resuming). Returns the number of substeps run.
+    """
+    step_length, reached_m = p[13], p[14]
+    n = pos.shape[0]
+    for k in range(max_substeps):
+        ok = _substep_kernel(pos, vel, wp, v0, radii, robot, field, origin, res, p, dt)
+        stop = False
+        for i in range(n):
+            speed = np.sqrt(vel[i, 0] * vel[i, 0] + vel[i, 1] * vel[i, 1])
+            phase[i] = np.mod(phase[i] + np.pi * speed * dt / step_length, 2.0 * np.pi)
+            gx, gy = wp[i, 0] - pos[i, 0], wp[i, 1] - pos[i, 1]
+            resample[i] = (not ok[i]) or np.sqrt(gx * gx + gy * gy) < reached_m
+            stop = stop or resample[i]
+        if stop:
+            return k + 1
+    return max_substeps
+
+
+@numba.njit(cache=True)
+def _waypoint_ok_kernel(origin, target, radius, spawn_radius, bounds, keep_out, steps, field,
+                        grid_origin, res):  # pragma: no cover - compiled
+    """The compiled twin of ``_clear(target) and line_of_sight(origin, target)``.
+
+    ``target`` ``(2,)`` must lie within ``bounds`` ``(2, 2)`` shrunk by ``radius``, have
+    clearance above ``spawn_radius`` and stay outside the ``keep_out`` ``(M, 3)`` discs; the
+    ``steps`` samples ``np.linspace(0, 1, steps)`` of origin -> target must have clearance
+    above ``radius`` (clearance of a cell from ``field``, 0 off the grid).
+    """
+    for k in range(2):
+        if not (target[k] >= bounds[0, k] + radius and target[k] <= bounds[1, k] - radius):
+            return False
+    if not _lookup(field, grid_origin, res, target[0], target[1]) > spawn_radius:
+        return False
+    for j in range(keep_out.shape[0]):
+        dx, dy = target[0] - keep_out[j, 0], target[1] - keep_out[j, 1]
+        if not np.sqrt(dx * dx + dy * dy) > keep_out[j, 2] + radius:
+            return False
+    step = 1.0 / (steps - 1)
+    ex, ey = target[0] - origin[0], target[1] - origin[1]
+    for i in range(steps):
+        t = 1.0 if i == steps - 1 else i * step
+        if not _lookup(field, grid_origin, res, origin[0] + t * ex, origin[1] + t * ey) > radius:
+            return False
+    return True

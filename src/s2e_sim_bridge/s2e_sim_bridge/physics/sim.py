@@ -15,6 +15,11 @@ velocity is projected out (ideal non-slipping wheels), so it never moves sideway
 turning or pushed. Contacts are counted per event: a contact with the static world, or with one
 pedestrian, begins when the bodies touch and ends when the clearance exceeds
 ``contact_release_m`` again (hysteresis, so resting against a wall is one event).
+
+Only ``mj_step`` itself stays in Python's substep loop: the reference filter and deadbeat
+control, the diff-drive projection and the contact bookkeeping over MuJoCo's contact list are
+small numba kernels, and the pedestrians' mocap positions of all substeps are computed once
+per step.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import math
 from dataclasses import dataclass
 
 import mujoco
+import numba
 import numpy as np
 
 from s2e_policy.embodiment import Embodiment
@@ -230,14 +236,12 @@ class NavPhysics:
         self.data = mujoco.MjData(self.model)
         self.num_static_boxes = int(self.model.ngeom) - 1 - self.num_pedestrians
         self._robot_geom = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_GEOM, "robot")
-        # geom id -> pedestrian index (-1 for static geoms and the robot); plain lists because
-        # they are indexed per contact in the substep loop
-        self._ped_of_geom = [-1] * self.model.ngeom
+        # geom id -> pedestrian index (-1 for static geoms and the robot)
+        self._ped_of_geom = np.full(self.model.ngeom, -1, dtype=np.int64)
         for k in range(self.num_pedestrians):
             gid = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_GEOM, f"pedestrian{k}")
             self._ped_of_geom[gid] = k
-        self._is_static_geom = (self.model.geom_bodyid == 0).tolist()
-        self._no_peds = np.zeros(0)
+        self._is_static_geom = np.ascontiguousarray(self.model.geom_bodyid == 0)
         h = self.config.timestep_s
         self._lag_alpha = 1.0 - math.exp(-h / embodiment.velocity_lag_s)
         e = embodiment
@@ -285,10 +289,13 @@ class NavPhysics:
         self.time_s = 0.0
         self.static_contact_count = 0
         self.pedestrian_contact_count = 0
-        static_dist, ped_dist = self._contact_distances()
+        ped_dist = np.empty(self.num_pedestrians)
+        contacts = self.data.contact
+        static_dist = _contact_distances(contacts.geom, contacts.dist, self._robot_geom,
+                                         self._is_static_geom, self._ped_of_geom, ped_dist)
         self._in_static = False
         self._in_ped = ped_dist <= 0.0
-        self._any_ped_contact = bool(self._in_ped.any())
+        self._touching = bool(self._in_ped.any())
         return static_dist
 
     def _check_pedestrians(self, pedestrian_xy: np.ndarray | None) -> np.ndarray:
@@ -308,55 +315,19 @@ class NavPhysics:
         self.data.mocap_pos[:, :2] = np.where(parked[:, None], 0.0, xy)
         self.data.mocap_pos[:, 2] = np.where(parked, self._parked_z, 0.0)
 
-    def _pedestrian_path(self, start_xy: np.ndarray, end_xy: np.ndarray
-                         ) -> tuple[np.ndarray, np.ndarray]:
-        """Mocap ``(P, 2)`` start and displacement over one step, for the substep loop.
+    def _pedestrian_path(self, start_xy: np.ndarray, end_xy: np.ndarray,
+                         substeps: int) -> np.ndarray:
+        """Mocap xy of every substep of one step: ``(substeps, P, 2)`` float64.
 
         A pedestrian parked (NaN) at either end is parked for the whole step (its depth is
-        set once per step); the others move on straight lines, substep ``k`` of ``n`` at
-        ``start + (k + 1) / n * delta``.
+        set once per step, its xy here is 0); the others move on straight lines, substep
+        ``k`` of ``n`` at ``start + (k + 1) / n * delta``.
         """
-        parked = np.isnan(start_xy).any(axis=1) | np.isnan(end_xy).any(axis=1)
-        start = np.where(parked[:, None], 0.0, start_xy)
-        delta = np.where(parked[:, None], 0.0, end_xy - start_xy)
-        return start, delta
-
-    def _contact_distances(self) -> tuple[float, np.ndarray]:
-        """Smallest robot-static distance and robot-pedestrian distances (inf when none).
-
-        MuJoCo reports robot contacts up to ``contact_release_m`` apart (the robot geom's
-        margin; ``gap`` keeps those inactive), negative distances are penetrations.
-        """
-        ped = np.full(self.num_pedestrians, np.inf) if self.num_pedestrians else self._no_peds
-        static_dist = math.inf
-        contacts = self.data.contact
-        robot, ped_of_geom, is_static = self._robot_geom, self._ped_of_geom, self._is_static_geom
-        for (g1, g2), dist in zip(contacts.geom.tolist(), contacts.dist.tolist(), strict=True):
-            if robot not in (g1, g2):
-                continue
-            other = g2 if g1 == robot else g1
-            if is_static[other]:
-                static_dist = min(static_dist, dist)
-            elif ped_of_geom[other] >= 0:
-                ped[ped_of_geom[other]] = min(ped[ped_of_geom[other]], dist)
-        return static_dist, ped
-
-    def _update_contacts(self) -> tuple[int, int]:
-        """Advance the touching/released state; returns (static, pedestrian) contacts begun."""
-        static_dist, ped_dist = self._contact_distances()
-        release = self.config.contact_release_m
-        static_began = 0
-        if not self._in_static and static_dist <= 0.0:
-            self._in_static = True
-            static_began = 1
-        elif self._in_static and static_dist > release:
-            self._in_static = False
-        if not self.num_pedestrians:
-            return static_began, 0
-        began = ~self._in_ped & (ped_dist <= 0.0)
-        self._in_ped = (self._in_ped & (ped_dist <= release)) | began
-        self._any_ped_contact = bool(self._in_ped.any())
-        return static_began, int(began.sum())
+        parked = (np.isnan(start_xy).any(axis=1) | np.isnan(end_xy).any(axis=1))[:, None]
+        start = np.where(parked, 0.0, start_xy)
+        delta = np.where(parked, 0.0, end_xy - start_xy)
+        fractions = np.arange(1, substeps + 1) / substeps
+        return start[None] + fractions[:, None, None] * delta[None]
 
     # ---------------------------------------------------------------- stepping
     def step(
@@ -395,44 +366,37 @@ class NavPhysics:
         start_xy = self._ped_xy
         end_xy = start_xy if pedestrian_xy is None else self._check_pedestrians(pedestrian_xy)
         moving_pedestrians = self.num_pedestrians > 0 and pedestrian_xy is not None
-        # Scalar locals: this loop runs at 200 Hz per robot, numpy per-call overhead dominates.
         model, data = self.model, self.data
         qpos, qvel, ctrl = data.qpos, data.qvel, data.ctrl
-        tx, ty, tw = (float(v) for v in target)
-        rx, ry, rw = (float(v) for v in self._reference)
-        dv_lin, dv_lat, dw = (float(v) for v in self._accel_step)
+        reference, accel_step = self._reference, self._accel_step
         alpha, h = self._lag_alpha, self.config.timestep_s
         holonomic = self.embodiment.is_holonomic
-        static_events = ped_events = 0
+        robot, is_static, ped_of_geom = self._robot_geom, self._is_static_geom, self._ped_of_geom
+        release = self.config.contact_release_m
+        in_static = np.array([self._in_static])
+        in_ped = self._in_ped
+        touching = self._touching
+        counts = np.zeros(2, dtype=np.int64)  # (static, pedestrian) contacts begun this step
         if moving_pedestrians:
             both = np.where(np.isnan(end_xy).any(axis=1)[:, None], end_xy, start_xy)
             self._place_pedestrians(both)  # park those parked at either end of the step
-            ped_start, ped_delta = self._pedestrian_path(start_xy, end_xy)
+            mocap_path = self._pedestrian_path(start_xy, end_xy, substeps)
             mocap_xy = data.mocap_pos[:, :2]
+        # Only mj_step and the kernels' calls run per substep (200 Hz per robot).
         for k in range(substeps):
             if moving_pedestrians:
-                mocap_xy[:] = ped_start + ((k + 1) / substeps) * ped_delta
-            rx += min(dv_lin, max(-dv_lin, alpha * (tx - rx)))
-            ry += min(dv_lat, max(-dv_lat, alpha * (ty - ry)))
-            rw += min(dw, max(-dw, alpha * (tw - rw)))
-            # Deadbeat tracking: with kv = inertia / h and implicit integration, a control of
-            # 2 * target - v reaches the target in one substep (unless the force cap binds).
-            # The world target uses the yaw at the end of the substep.
-            yaw_next = qpos[2] + rw * h
-            c, s = math.cos(yaw_next), math.sin(yaw_next)
-            ctrl[0] = 2.0 * (c * rx - s * ry) - qvel[0]
-            ctrl[1] = 2.0 * (s * rx + c * ry) - qvel[1]
-            ctrl[2] = 2.0 * rw - qvel[2]
+                mocap_xy[:] = mocap_path[k]
+            _track_reference(qpos, qvel, ctrl, reference, target, accel_step, alpha, h)
             mujoco.mj_step(model, data)
-            if not holonomic:  # ideal non-slipping wheels: project out the lateral velocity
-                c, s = math.cos(qpos[2]), math.sin(qpos[2])
-                forward = c * qvel[0] + s * qvel[1]
-                qvel[0], qvel[1] = c * forward, s * forward
-            if data.ncon or self._in_static or self._any_ped_contact:
-                new_static, new_ped = self._update_contacts()
-                static_events += new_static
-                ped_events += new_ped
-        self._reference = np.array([rx, ry, rw])
+            if not holonomic:
+                _project_lateral_velocity(qpos, qvel)
+            if data.ncon or touching:
+                contacts = data.contact
+                touching = _advance_contacts(contacts.geom, contacts.dist, robot, is_static,
+                                             ped_of_geom, release, in_static, in_ped, counts)
+        self._in_static = bool(in_static[0])
+        self._touching = touching
+        static_events, ped_events = int(counts[0]), int(counts[1])
         self._ped_xy = end_xy
         self.time_s += substeps * self.config.timestep_s
         self.static_contact_count += static_events
@@ -489,3 +453,92 @@ class NavPhysics:
             roll = activity * math.radians(gait.roll_amplitude_deg) * math.sin(0.5 * phase)
         position = np.array([x + c * mount.forward_offset_m, y + s * mount.forward_offset_m, z])
         return position, float(yaw), math.radians(mount.pitch_deg), roll
+
+
+# ---------------------------------------------------------------- compiled substep pieces
+@numba.njit(cache=True, nogil=True)
+def _track_reference(qpos, qvel, ctrl, reference, target, accel_step, alpha,
+                     h):  # pragma: no cover - compiled
+    """Advance the lagged, rate-limited reference and set the deadbeat actuator controls.
+
+    ``reference`` ``(3,)`` body-frame ``(vx, vy, wz)`` moves by ``alpha`` of its distance to
+    ``target`` ``(3,)``, at most ``accel_step`` ``(3,)`` per substep (in place). With
+    ``kv = inertia / h`` and implicit integration, a control of ``2 * target - v`` reaches the
+    target in one substep (unless the force cap binds); the world-frame target uses the yaw
+    at the end of the substep.
+    """
+    for i in range(3):
+        step = min(accel_step[i], max(-accel_step[i], alpha * (target[i] - reference[i])))
+        reference[i] += step
+    rx, ry, rw = reference[0], reference[1], reference[2]
+    yaw_next = qpos[2] + rw * h
+    c, s = math.cos(yaw_next), math.sin(yaw_next)
+    ctrl[0] = 2.0 * (c * rx - s * ry) - qvel[0]
+    ctrl[1] = 2.0 * (s * rx + c * ry) - qvel[1]
+    ctrl[2] = 2.0 * rw - qvel[2]
+
+
+@numba.njit(cache=True, nogil=True)
+def _project_lateral_velocity(qpos, qvel):  # pragma: no cover - compiled
+    """Ideal non-slipping wheels: keep only the world velocity along the heading (in place)."""
+    c, s = math.cos(qpos[2]), math.sin(qpos[2])
+    forward = c * qvel[0] + s * qvel[1]
+    qvel[0] = c * forward
+    qvel[1] = s * forward
+
+
+@numba.njit(cache=True, nogil=True)
+def _contact_distances(geom, dist, robot, is_static, ped_of_geom,
+                       ped_dist):  # pragma: no cover - compiled
+    """Smallest robot-static distance, and robot-pedestrian distances into ``ped_dist``.
+
+    Inputs are MuJoCo's contact list (``geom`` ``(ncon, 2)`` ids, ``dist`` ``(ncon,)`` metres:
+    MuJoCo reports robot contacts up to ``contact_release_m`` apart, the robot geom's margin,
+    and ``gap`` keeps those inactive; negative distances are penetrations), the robot's geom
+    id, ``is_static`` ``(ngeom,)`` bool and ``ped_of_geom`` ``(ngeom,)`` pedestrian index or
+    -1. ``ped_dist`` ``(P,)`` is overwritten (``inf``: no contact); returns the static
+    distance (``inf``: none).
+    """
+    ped_dist[:] = np.inf
+    static_dist = np.inf
+    for c in range(dist.shape[0]):
+        g1, g2 = geom[c, 0], geom[c, 1]
+        if g1 == robot:
+            other = g2
+        elif g2 == robot:
+            other = g1
+        else:
+            continue
+        if is_static[other]:
+            static_dist = min(static_dist, dist[c])
+        elif ped_of_geom[other] >= 0:
+            k = ped_of_geom[other]
+            ped_dist[k] = min(ped_dist[k], dist[c])
+    return static_dist
+
+
+@numba.njit(cache=True, nogil=True)
+def _advance_contacts(geom, dist, robot, is_static, ped_of_geom, release, in_static, in_ped,
+                      counts):  # pragma: no cover - compiled
+    """Advance the touching/released state after one substep (hysteresis of ``release`` m).
+
+    A contact begins when the distance reaches 0 and ends when it exceeds ``release``.
+    ``in_static`` ``(1,)`` and ``in_ped`` ``(P,)`` bool are updated in place; contacts begun
+    are added to ``counts`` ``(2,)`` int64 ``(static, pedestrian)``. Returns whether the
+    robot is still touching anything.
+    """
+    ped_dist = np.empty(in_ped.shape[0])
+    static_dist = _contact_distances(geom, dist, robot, is_static, ped_of_geom, ped_dist)
+    if not in_static[0] and static_dist <= 0.0:
+        in_static[0] = True
+        counts[0] += 1
+    elif in_static[0] and static_dist > release:
+        in_static[0] = False
+    touching = in_static[0]
+    for k in range(in_ped.shape[0]):
+        began = not in_ped[k] and ped_dist[k] <= 0.0
+        in_ped[k] = (in_ped[k] and ped_dist[k] <= release) or began
+        if began:
+            counts[1] += 1
+        touching = touching or in_ped[k]
+    return touching

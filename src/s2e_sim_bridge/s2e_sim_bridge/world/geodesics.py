@@ -1,16 +1,23 @@
 """Geodesic distance to a goal on an occupancy map, and the expert planner's path.
 
-The field is an 8-connected Dijkstra (``scipy.sparse.csgraph``) over the cells a disc of
-the robot's radius can occupy; diagonal moves cost ``sqrt(2)`` cells and may not cut the
-corner of a blocked cell. Paths descend the field cell by cell and are then shortened by
-line-of-sight shortcuts checked against the clearance field, so they are close to the
-any-angle shortest path (what SPL wants) and smooth enough for an expert to follow.
+The field is an 8-connected Dijkstra over the cells a disc of the robot's radius can occupy;
+diagonal moves cost ``sqrt(2)`` cells and may not cut the corner of a blocked cell. The
+search runs on the grid itself (a numba kernel with a bucket queue: no edge list, no sparse
+matrix); :func:`grid_distances_reference` is the same search through
+``scipy.sparse.csgraph`` over an explicit edge list, and the two agree bit for bit (a
+Dijkstra's distances do not depend on its queue or tie-breaking: each is the smallest
+``d[u] + w`` over its neighbours, added in the same float order). Paths descend the field
+cell by cell and are then shortened by line-of-sight shortcuts checked against the clearance
+field, so they are close to the any-angle shortest path (what SPL wants) and smooth enough for
+an expert to follow.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import dijkstra
@@ -24,6 +31,15 @@ _ALL_NEIGHBOURS = np.array(
 )
 # Line-of-sight checks sample a segment every this many cells.
 _LOS_SAMPLES_PER_CELL = 2.0
+# Step costs in cells: orthogonal and diagonal moves.
+_ORTHOGONAL_COST = 1.0
+_DIAGONAL_COST = math.sqrt(2.0)
+# Bucket width (cells of distance) of the Dijkstra kernel's queue; below the smallest step
+# cost, which makes the bucket order exact (see _grid_dijkstra_kernel).
+_BUCKET_WIDTH_CELLS = 0.5
+# "No cell" in the kernel's linked lists (int32 cell indices, hence the grid size limit).
+_NONE = -1
+_MAX_CELLS = 2**31 - 1
 
 
 def polyline_length_m(path_xy: np.ndarray) -> float:
@@ -48,8 +64,175 @@ def _grid_edges(free: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             ok &= free[(slice(r0 + dr, r1 + dr), slice(c0, c1))]
         src.append(index[a][ok])
         dst.append(index[b][ok])
-        cost.append(np.full(int(ok.sum()), np.hypot(dr, dc)))
+        cost.append(np.full(int(ok.sum()), _DIAGONAL_COST if dr and dc else _ORTHOGONAL_COST))
     return np.concatenate(src), np.concatenate(dst), np.concatenate(cost)
+
+
+def grid_distances_reference(free: np.ndarray, source_rc: tuple[int, int]) -> np.ndarray:
+    """Plain scipy reference of :func:`grid_distances` (edge list, CSR matrix, Dijkstra).
+
+    Args:
+        free: ``(rows, cols)`` bool, cells the robot may occupy.
+        source_rc: ``(row, col)`` of the source cell.
+
+    Returns:
+        ``(rows, cols)`` float64 path length in cells from the source, ``inf`` where
+        unreachable.
+    """
+    free = np.asarray(free, dtype=bool)
+    n = free.size
+    src, dst, cost = _grid_edges(free)
+    graph = coo_matrix((cost, (src, dst)), shape=(n, n)).tocsr()
+    row, col = source_rc
+    cells = dijkstra(graph, directed=False, indices=int(row * free.shape[1] + col))
+    return cells.reshape(free.shape)
+
+
+@numba.njit(cache=True, nogil=True)
+def _unlink(cell, bucket, head, nxt, prv):  # pragma: no cover - compiled
+    """Remove ``cell`` from the doubly linked list of ``bucket``."""
+    before, after = prv[cell], nxt[cell]
+    if before != _NONE:
+        nxt[before] = after
+    else:
+        head[bucket] = after
+    if after != _NONE:
+        prv[after] = before
+    nxt[cell] = _NONE
+    prv[cell] = _NONE
+
+
+@numba.njit(cache=True, nogil=True)
+def _grid_dijkstra_kernel(free, source, limit, orthogonal, diagonal,
+                          width):  # pragma: no cover - compiled
+    """Dijkstra on the 8-connected grid of ``free`` from flat cell ``source``.
+
+    A bucket queue (Dial's algorithm): cells wait in buckets of ``width`` cells of distance,
+    each a doubly linked list, kept in a ring of ``diagonal / width + 2`` buckets (a step
+    reaches at most that far ahead). Because ``width`` is below the smallest step cost, no
+    cell of the nearest non-empty bucket can improve another one, so every cell taken from
+    it is final, whatever the order inside the bucket: the result equals a heap Dijkstra's,
+    bit for bit. Cells farther than ``limit`` (cells) come back ``inf``. Returns the flat
+    ``(rows * cols,)`` float64 distances in cells.
+    """
+    rows, cols = free.shape
+    n = rows * cols
+    ring = int(diagonal / width) + 2
+    dist = np.full(n, np.inf)
+    settled = np.zeros(n, np.bool_)
+    nxt = np.full(n, _NONE, np.int32)
+    prv = np.full(n, _NONE, np.int32)
+    bucket_of = np.full(n, _NONE, np.int32)  # ring slot of a queued cell
+    head = np.full(ring, _NONE, np.int32)
+    d_row = (-1, -1, -1, 0, 0, 1, 1, 1)
+    d_col = (-1, 0, 1, -1, 1, -1, 0, 1)
+    dist[source] = 0.0
+    head[0] = source
+    bucket_of[source] = 0
+    queued = 1
+    current = 0  # absolute bucket index: distances in [current, current + 1) * width
+    while queued > 0:
+        slot = current % ring
+        u = head[slot]
+        if u == _NONE:
+            current += 1
+            if current * width > limit:
+                break
+            continue
+        _unlink(u, slot, head, nxt, prv)
+        bucket_of[u] = _NONE
+        queued -= 1
+        du = dist[u]
+        if du > limit:
+            continue
+        settled[u] = True
+        ur = u // cols
+        uc = u - ur * cols
+        if not free[ur, uc]:
+            continue  # a blocked source has no edges
+        for k in range(8):
+            vr = ur + d_row[k]
+            vc = uc + d_col[k]
+            if vr < 0 or vr >= rows or vc < 0 or vc >= cols or not free[vr, vc]:
+                continue
+            step = orthogonal
+            if d_row[k] != 0 and d_col[k] != 0:
+                if not (free[ur, vc] and free[vr, uc]):
+                    continue  # no corner cutting
+                step = diagonal
+            v = vr * cols + vc
+            if settled[v]:
+                continue
+            candidate = du + step
+            if candidate < dist[v]:
+                if bucket_of[v] != _NONE:
+                    _unlink(v, bucket_of[v], head, nxt, prv)
+                    queued -= 1
+                dist[v] = candidate
+                slot_v = int(candidate / width) % ring
+                first = head[slot_v]
+                nxt[v] = first
+                if first != _NONE:
+                    prv[first] = v
+                head[slot_v] = v
+                bucket_of[v] = slot_v
+                queued += 1
+    for v in range(n):  # cells beyond the limit (queued or never reached)
+        if not settled[v]:
+            dist[v] = np.inf
+    return dist
+
+
+@numba.njit(cache=True, nogil=True)
+def _segment_clear_kernel(clearance, origin, res, ax, ay, bx, by, n,
+                          radius):  # pragma: no cover - compiled
+    """Whether all ``n`` samples of a -> b have clearance > ``radius`` (0 off the grid).
+
+    The sample fractions are ``np.linspace(0, 1, n)``'s (``i * (1 / (n - 1))``, the last
+    exactly 1) and the cell lookup is :meth:`OccupancyMap.world_to_cell`'s, so the answer is
+    the same as ``occupancy.is_free(points, radius).all()``.
+    """
+    rows, cols = clearance.shape
+    step = 1.0 / (n - 1)
+    dx, dy = bx - ax, by - ay
+    for i in range(n):
+        t = 1.0 if i == n - 1 else i * step
+        col = int(np.floor((ax + t * dx - origin[0]) / res))
+        row = int(np.floor((ay + t * dy - origin[1]) / res))
+        inside = 0 <= row < rows and 0 <= col < cols
+        value = float(clearance[row, col]) if inside else 0.0  # off the map: clearance 0
+        if not value > radius:
+            return False
+    return True
+
+
+def grid_distances(free: np.ndarray, source_rc: tuple[int, int],
+                   limit_cells: float = math.inf) -> np.ndarray:
+    """8-connected shortest-path lengths (cells) from one cell over the free cells.
+
+    Orthogonal steps cost 1, diagonal steps ``sqrt(2)`` and need both orthogonal
+    neighbours free (no corner cutting). Bit-identical to :func:`grid_distances_reference`
+    up to ``limit_cells``.
+
+    Args:
+        free: ``(rows, cols)`` bool, cells the robot may occupy.
+        source_rc: ``(row, col)`` of the source cell (inside the grid).
+        limit_cells: stop the search beyond this distance (cells); farther cells are
+            ``inf`` (default: no limit).
+
+    Returns:
+        ``(rows, cols)`` float64 path length in cells, ``inf`` where unreachable.
+    """
+    free = np.ascontiguousarray(free, dtype=np.bool_)
+    if free.ndim != 2 or free.size >= _MAX_CELLS:
+        raise OccupancyError(f"free must be a 2D grid of fewer than {_MAX_CELLS} cells, got "
+                             f"shape {free.shape}")
+    row, col = (int(v) for v in source_rc)
+    if not (0 <= row < free.shape[0] and 0 <= col < free.shape[1]):
+        raise OccupancyError(f"source cell {(row, col)} is outside the grid {free.shape}")
+    flat = _grid_dijkstra_kernel(free, row * free.shape[1] + col, float(limit_cells),
+                                 _ORTHOGONAL_COST, _DIAGONAL_COST, _BUCKET_WIDTH_CELLS)
+    return flat.reshape(free.shape)
 
 
 @dataclass
@@ -78,12 +261,21 @@ class GeodesicField:
         return np.where(inside, self.distance_m[rows, cols], np.inf)
 
     def segment_is_clear(self, a_xy: np.ndarray, b_xy: np.ndarray) -> bool:
-        """Whether the robot disc can sweep the straight segment a -> b (world metres)."""
+        """Whether the robot disc can sweep the straight segment a -> b (world metres).
+
+        Samples the segment every half cell (``np.linspace(0, 1, n)`` fractions, endpoints
+        included) and checks each sample's clearance as :meth:`OccupancyMap.is_free` does,
+        in a numba loop that stops at the first blocked sample.
+        """
         res = self.occupancy.resolution_m
         length = float(np.linalg.norm(b_xy - a_xy))
         n = max(2, int(np.ceil(length / res * _LOS_SAMPLES_PER_CELL)) + 1)
-        points = a_xy + np.linspace(0.0, 1.0, n)[:, None] * (b_xy - a_xy)
-        return bool(self.occupancy.is_free(points, self.radius_m).all())
+        a = np.asarray(a_xy, dtype=np.float64)
+        b = np.asarray(b_xy, dtype=np.float64)
+        occ = self.occupancy
+        return bool(_segment_clear_kernel(occ.distance_m, occ.origin_xy_m, float(res),
+                                          float(a[0]), float(a[1]), float(b[0]), float(b[1]),
+                                          n, float(self.radius_m)))
 
     def cell_path_from(self, start_xy: np.ndarray) -> np.ndarray:
         """Steepest descent of the field from the start's cell: ``(M, 2)`` int64 (row, col).
@@ -143,8 +335,16 @@ class GeodesicField:
         return polyline_length_m(self.path_from(start_xy, smooth=True))
 
 
-def geodesic_field(occupancy: OccupancyMap, goal_xy: np.ndarray, radius_m: float) -> GeodesicField:
+def geodesic_field(occupancy: OccupancyMap, goal_xy: np.ndarray, radius_m: float,
+                   max_distance_m: float = math.inf) -> GeodesicField:
     """Geodesic distance field to ``goal_xy`` for a disc robot of ``radius_m``.
+
+    Args:
+        occupancy: the collision world.
+        goal_xy: ``(2,)`` world goal (metres).
+        radius_m: robot footprint radius (metres).
+        max_distance_m: cells farther than this from the goal are left ``inf`` (the search
+            stops there: cheaper when only nearby distances matter). Default: all cells.
 
     Raises:
         OccupancyError: if the goal is outside the map or not free for this radius.
@@ -156,13 +356,9 @@ def geodesic_field(occupancy: OccupancyMap, goal_xy: np.ndarray, radius_m: float
             f"(clearance {float(occupancy.distance_to_obstacle(goal)):.3f} m, map bounds "
             f"{occupancy.bounds_m})"
         )
-    free = occupancy.traversable(radius_m)
-    n = free.size
-    src, dst, cost = _grid_edges(free)
-    graph = coo_matrix((cost, (src, dst)), shape=(n, n)).tocsr()
-    row, col = occupancy.world_to_cell(goal)
-    cells = dijkstra(graph, directed=False, indices=int(row * free.shape[1] + col))
-    distance = cells.reshape(free.shape) * occupancy.resolution_m
+    res = occupancy.resolution_m
+    cells = grid_distances(occupancy.traversable(radius_m), occupancy.world_to_cell(goal),
+                           limit_cells=max_distance_m / res)
     return GeodesicField(
-        occupancy=occupancy, goal_xy_m=goal, radius_m=float(radius_m), distance_m=distance
+        occupancy=occupancy, goal_xy_m=goal, radius_m=float(radius_m), distance_m=cells * res
     )
