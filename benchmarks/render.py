@@ -12,11 +12,16 @@ measured in the same run, and the process's peak resident memory. The load avera
 printed because the machine may be shared: compare numbers only between runs at similar load.
 ``--backend cuda`` times the gsplat backend instead (GPU needed).
 
+``--pedestrians N`` adds a crowd of N walkers along the street, posed as a new scene every
+frame inside the timed region (what the simulator does), and prints the per-frame cost of
+posing and preparing that crowd (cpu backend) without rasterising it.
+
 Run::
 
     .venv/bin/python benchmarks/render.py            # 10k / 100k / 1M Gaussians, 64-256 px
     .venv/bin/python benchmarks/render.py --counts 100000 --sizes 128
     .venv/bin/python benchmarks/render.py --lod-px 0     # exact renderer only
+    .venv/bin/python benchmarks/render.py --counts 100000 --sizes 64 --pedestrians 12
 """
 
 from __future__ import annotations
@@ -31,9 +36,15 @@ from pathlib import Path
 
 import numpy as np
 
+from s2e_sim_bridge.pedestrians.bodies import (
+    BodyTemplate,
+    build_template,
+    pose_bodies,
+    sample_palettes,
+)
 from s2e_sim_bridge.render import camera_from_pose, intrinsics_from_fov, render
-from s2e_sim_bridge.render.cpu import drawn_rows
-from s2e_sim_bridge.scene import generate_street_scene
+from s2e_sim_bridge.render.cpu import drawn_rows, prepare_scene
+from s2e_sim_bridge.scene import GaussianScene, generate_street_scene
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src" / "s2e_sim_bridge" / "test"))
 from render_reference import reference_render
@@ -53,6 +64,44 @@ REFERENCE_MAX_GAUSSIANS = 200_000  # the reference holds (W x N) float64 arrays 
 SEED = 0
 KIB_PER_MIB = 1024
 DEFAULT_LOD_PX = 1.0
+CROWD_HALF_WIDTH_M = 3.0  # walkers keep to |y| <= this (the roadway of the generated street)
+WALK_SPEED_MPS = 1.3
+FRAME_PERIOD_S = 0.2  # the simulator's 5 Hz camera
+STEP_LENGTH_M = 0.7  # gait phase advances by pi per step
+
+
+class Crowd:
+    """Walkers along the street, posed as a new scene per frame (the simulator's per-frame work).
+
+    States are drawn up front (not timed); :meth:`scene` poses frame ``i``'s crowd.
+    """
+
+    def __init__(self, count: int, frames: int, floor_height_m: float) -> None:
+        rng = np.random.default_rng(SEED)
+        self.template: BodyTemplate = build_template()
+        self.floor_height_m = floor_height_m
+        self.palettes = sample_palettes(count, rng)
+        start = np.column_stack([
+            rng.uniform(DRIVE_START_X_M, DRIVE_START_X_M + DRIVE_LENGTH_M, count),
+            rng.uniform(-CROWD_HALF_WIDTH_M, CROWD_HALF_WIDTH_M, count)])
+        self.headings = rng.choice([0.0, math.pi], count)  # along the street, both ways
+        heading = np.column_stack([np.cos(self.headings), np.sin(self.headings)])
+        phase0 = rng.uniform(0.0, 2.0 * math.pi, count)
+        walked = WALK_SPEED_MPS * FRAME_PERIOD_S * np.arange(frames)
+        self.positions = start[None] + walked[:, None, None] * heading[None]
+        self.phases = phase0[None] + math.pi * walked[:, None] / STEP_LENGTH_M
+
+    def scene(self, frame: int) -> GaussianScene:
+        """The crowd posed at frame ``frame``: a new scene object, as every simulator frame."""
+        return pose_bodies(self.template, self.positions[frame], self.headings,
+                           self.phases[frame], self.palettes, self.floor_height_m)
+
+    def overhead_us(self, frames: int) -> float:
+        """Microseconds per frame to pose the crowd and prepare it for the cpu backend."""
+        start = time.perf_counter()
+        for frame in range(frames):
+            prepare_scene(self.scene(frame))
+        return 1e6 * (time.perf_counter() - start) / frames
 
 
 def drive_poses(frames: int) -> list[np.ndarray]:
@@ -72,23 +121,30 @@ def drive_poses(frames: int) -> list[np.ndarray]:
     return poses
 
 
-def time_frames(scene, poses, size: int, backend: str) -> tuple[np.ndarray, float]:
+def _extra(crowd: Crowd | None, frame: int) -> GaussianScene | None:
+    return None if crowd is None else crowd.scene(frame)
+
+
+def time_frames(scene, poses, size: int, backend: str,
+                crowd: Crowd | None = None) -> tuple[np.ndarray, float]:
     """Wall seconds per frame and the process's CPU seconds for all frames.
 
     One warm-up frame (which also compiles the kernels) is rendered first and not counted.
+    With a ``crowd``, each frame poses it and draws it with the scene.
     """
     K = intrinsics_from_fov(size, size, HFOV_DEG)
-    render(scene, poses[0], K, size, size, backend=backend)
+    render(scene, poses[0], K, size, size, backend=backend, extra=_extra(crowd, 0))
     seconds = []
     cpu_start = time.process_time()
-    for viewmat in poses:
+    for frame, viewmat in enumerate(poses):
         start = time.perf_counter()
-        render(scene, viewmat, K, size, size, backend=backend)
+        render(scene, viewmat, K, size, size, backend=backend, extra=_extra(crowd, frame))
         seconds.append(time.perf_counter() - start)
     return np.asarray(seconds), time.process_time() - cpu_start
 
 
-def compare_lod(scene, poses, size: int, lod_px: float) -> dict[str, float]:
+def compare_lod(scene, poses, size: int, lod_px: float,
+                crowd: Crowd | None = None) -> dict[str, float]:
     """Exact vs LOD renders of the same frames, interleaved (cpu backend).
 
     Returns wall seconds per frame (median) and frames per second of both, the CPU seconds
@@ -97,21 +153,24 @@ def compare_lod(scene, poses, size: int, lod_px: float) -> dict[str, float]:
     """
     K = intrinsics_from_fov(size, size, HFOV_DEG)
     for lod in (0.0, lod_px):  # warm-up: compilation and the one-off LOD build
-        render(scene, poses[0], K, size, size, lod_px=lod)
+        render(scene, poses[0], K, size, size, lod_px=lod, extra=_extra(crowd, 0))
     wall = {0.0: [], lod_px: []}
     cpu = {0.0: 0.0, lod_px: 0.0}
     squared_errors = []
-    for viewmat in poses:
+    for frame, viewmat in enumerate(poses):
         images = {}
         for lod in (0.0, lod_px):
             cpu_start = time.process_time()
             start = time.perf_counter()
-            images[lod] = render(scene, viewmat, K, size, size, lod_px=lod).rgb
+            images[lod] = render(scene, viewmat, K, size, size, lod_px=lod,
+                                 extra=_extra(crowd, frame)).rgb
             wall[lod].append(time.perf_counter() - start)
             cpu[lod] += time.process_time() - cpu_start
         squared_errors.append(float(np.mean((images[0.0] - images[lod_px]) ** 2)))
     mse = float(np.mean(squared_errors))
-    rows = {lod: np.mean([drawn_rows([scene], v, K, size, size, lod_px=lod) for v in poses])
+    rows = {lod: np.mean([drawn_rows([scene] + ([] if crowd is None else [crowd.scene(f)]),
+                                     v, K, size, size, lod_px=lod)
+                          for f, v in enumerate(poses)])
             for lod in (0.0, lod_px)}
     return {
         "ms_off": 1e3 * float(np.median(wall[0.0])), "ms_on": 1e3 * float(np.median(wall[lod_px])),
@@ -132,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lod-px", type=float, default=DEFAULT_LOD_PX,
                         help="level-of-detail threshold (pixels) compared with the exact "
                              "render (cpu backend); 0 times the exact render only")
+    parser.add_argument("--pedestrians", type=int, default=0,
+                        help="walkers posed and drawn every frame (0: the static scene only)")
     args = parser.parse_args(argv)
     lod = args.lod_px > 0.0 and args.backend == "cpu"
 
@@ -159,9 +220,11 @@ def main(argv: list[str] | None = None) -> int:
     reference_rows = []
     for count in args.counts:
         scene, _ = generate_street_scene(SEED, num_gaussians=count)
+        crowd = (Crowd(args.pedestrians, args.frames, scene.info.floor_height_m)
+                 if args.pedestrians > 0 else None)
         for size in args.sizes:
             if lod:
-                r = compare_lod(scene, poses, size, args.lod_px)
+                r = compare_lod(scene, poses, size, args.lod_px, crowd)
                 print(
                     f"{len(scene):>10} {f'{size}x{size}':>7} {r['ms_off']:>12.2f} "
                     f"{r['ms_on']:>7.2f} {r['fps_off']:>8.1f} {r['fps_on']:>7.1f} "
@@ -170,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"{r['psnr_db']:>8.1f}"
                 )
                 continue
-            seconds, cpu_seconds = time_frames(scene, poses, size, args.backend)
+            seconds, cpu_seconds = time_frames(scene, poses, size, args.backend, crowd)
             print(
                 f"{len(scene):>10} {f'{size}x{size}':>7} {1e3 * np.median(seconds):>14.2f} "
                 f"{1e3 * seconds.min():>9.2f} {len(seconds) / seconds.sum():>7.1f} "
@@ -192,6 +255,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{args.backend} {1e3 * fast / REFERENCE_FRAMES:.2f} ms/frame: "
             f"speed-up {slow / fast:.0f}x"
         )
+    if crowd is not None and args.backend == "cpu":
+        print(f"crowd of {args.pedestrians} ({len(crowd.scene(0))} Gaussians): pose + prepare "
+              f"{crowd.overhead_us(args.frames):.1f} us/frame")
     if args.backend == "cpu":
         import numba
 

@@ -70,6 +70,44 @@ def test_bad_inputs_raise_clear_errors(kwargs: dict, names: str) -> None:
     assert isinstance(info.value, S2EError)
 
 
+@pytest.mark.parametrize(
+    ("viewmat", "message"),
+    [
+        (np.diag([1.0, 1.0, 1.0, 2.0]), "last row must be"),
+        (np.diag([1.0, 1.0, -1.0, 1.0]), "not a proper rotation"),  # a reflection
+        (np.diag([1.0, 1.0, 1.0 + 2e-3, 1.0]), "not a proper rotation"),
+        (np.where(np.eye(4) > 0, np.inf, 0.0), "NaN or infinite"),
+    ],
+)
+def test_bad_view_matrices_say_what_is_wrong(viewmat: np.ndarray, message: str) -> None:
+    with pytest.raises(RenderError, match=message):
+        render(one_gaussian(), viewmat, GOOD_K, 16, 12)
+
+
+@pytest.mark.parametrize(
+    ("K", "message"),
+    [
+        (np.array([[10.0, 0.5, 8.0], [0.0, 10.0, 6.0], [0.0, 0.0, 1.0]]), "must be"),
+        (np.array([[10.0, 0.0, 8.0], [0.0, 10.0, 6.0], [0.0, 1e-3, 1.0]]), "must be"),
+        (np.array([[10.0, 0.0, 8.0], [0.0, 0.0, 6.0], [0.0, 0.0, 1.0]]), "focal lengths"),
+    ],
+)
+def test_bad_intrinsics_say_what_is_wrong(K: np.ndarray, message: str) -> None:
+    with pytest.raises(RenderError, match=message):
+        render(one_gaussian(), GOOD_VIEW, K, 16, 12)
+
+
+def test_cameras_within_the_tolerances_are_accepted() -> None:
+    view = GOOD_VIEW.copy()
+    view[3, 3] += 5e-9  # numpy.allclose's default tolerances for the fixed rows
+    view[:3, :3] *= 1.0 + 1e-4  # |R R^T - I| = 2e-4 <= ORTHONORMAL_TOL
+    K = GOOD_K.copy()
+    K[2, 2] += 5e-9
+    exact = render(one_gaussian(), GOOD_VIEW, GOOD_K, 16, 12)
+    assert render(one_gaussian(), view, K, 16, 12).alpha.max() == pytest.approx(
+        exact.alpha.max(), abs=1e-3)
+
+
 def test_batch_shape_errors_name_the_argument() -> None:
     scene = one_gaussian()
     with pytest.raises(RenderError, match="viewmats"):

@@ -25,7 +25,7 @@ from s2e_sim_bridge.navbench.tasks import TaskConfig
 from s2e_sim_bridge.pedestrians.bodies import build_template, pose_bodies, sample_palettes
 from s2e_sim_bridge.pedestrians.social_force import SocialForceConfig, SocialForceCrowd
 from s2e_sim_bridge.physics.sim import NavPhysics, PhysicsConfig
-from s2e_sim_bridge.render import camera_from_pose, intrinsics_from_fov, render
+from s2e_sim_bridge.render import camera_from_pose, intrinsics_from_fov, render, rgb_to_uint8
 from s2e_sim_bridge.scene.gaussians import GaussianScene
 from s2e_sim_bridge.world.geodesics import GeodesicField, geodesic_field
 from s2e_sim_bridge.world.occupancy import OccupancyConfig, OccupancyMap, build_occupancy
@@ -197,7 +197,7 @@ class NavBenchSim:
                      backend=self.config.backend, background=self.config.sky_rgb,
                      extra=extra, lod_px=self.config.render_lod_px)
         self.last_depth_m = out.depth
-        return np.clip(np.rint(out.rgb * 255.0), 0, 255).astype(np.uint8)
+        return rgb_to_uint8(out.rgb)
 
     def _nearest_pedestrian(self, pose: np.ndarray) -> float:
         s = self.crowd.state

@@ -3,7 +3,8 @@
 A body is a fixed template of anisotropic Gaussians (legs, hips, torso, arms, head) in the
 agent's local frame (x forward, y left, z up, feet at z = 0). Each frame, the legs and arms
 swing about the hip/shoulder with the agent's gait phase, and the template is placed at the
-agent's floor position and heading. Everything is vectorised over agents and Gaussians.
+agent's floor position and heading. The posing runs in one compiled loop over agents and
+Gaussians (:func:`pose_kernel`), cheap enough to run for every rendered frame.
 """
 
 from __future__ import annotations
@@ -11,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
 from s2e_sim_bridge.scene.gaussians import GaussianScene
 from s2e_sim_bridge.scene.sh import rgb_to_sh0
-from s2e_sim_bridge.scene.transform import quat_multiply
 
 # Body part labels of the template's Gaussians.
 PART_LEFT_LEG, PART_RIGHT_LEG, PART_LEFT_ARM, PART_RIGHT_ARM, PART_BODY = range(5)
@@ -117,6 +118,86 @@ def sample_palettes(num_agents: int, rng: np.random.Generator) -> np.ndarray:
     return np.stack([skin, shirt, trousers, dark], axis=1)
 
 
+def part_swing_rad(cfg: BodyConfig | None = None) -> np.ndarray:
+    """``(5,)`` float64 signed swing amplitude (rad) of each body part, indexed by ``PART_*``.
+
+    Legs swing by ``+-leg_swing_rad`` (the left leg forward at phase pi/2), each arm opposite
+    to the leg of its side by ``arm_swing_rad``, the rigid body not at all.
+    """
+    cfg = cfg or BodyConfig()
+    swing = np.zeros(PART_BODY + 1)
+    swing[PART_LEFT_LEG], swing[PART_RIGHT_LEG] = cfg.leg_swing_rad, -cfg.leg_swing_rad
+    swing[PART_LEFT_ARM], swing[PART_RIGHT_ARM] = -cfg.arm_swing_rad, cfg.arm_swing_rad
+    return swing
+
+
+@njit(cache=True)
+def pose_kernel(
+    offsets: np.ndarray,
+    pivots: np.ndarray,
+    parts: np.ndarray,
+    part_swing: np.ndarray,
+    positions: np.ndarray,
+    headings: np.ndarray,
+    gait_phase: np.ndarray,
+    floor_height_m: float,
+    means: np.ndarray,
+    quats: np.ndarray,
+) -> None:
+    """Pose ``N`` bodies of ``M`` template Gaussians (row ``a * M + m``), float64 maths.
+
+    Gaussian ``m`` of agent ``a`` swings by ``s = sin(phase_a) * part_swing[parts[m]]`` about
+    the local y axis through its pivot (a positive angle moves a downward limb's end forward,
+    +x), then the body turns by the heading about world z and moves to the agent's floor
+    position. Its rotation is the quaternion product ``yaw(heading) * rot_y(-s)``, written
+    out in full. The sines and cosines of ``s`` are evaluated once per agent and part.
+
+    Args:
+        offsets: ``(M, 3)`` float64 centres relative to their pivot (agent frame, m).
+        pivots: ``(M, 3)`` float64 swing pivots (agent frame, m).
+        parts: ``(M,)`` int64 part label (``PART_*``) of each Gaussian.
+        part_swing: ``(P,)`` float64 signed swing amplitude per part (rad),
+            :func:`part_swing_rad`.
+        positions: ``(N, 2)`` float64 floor positions (world xy, m).
+        headings: ``(N,)`` float64 yaw about world z (rad).
+        gait_phase: ``(N,)`` float64 gait phase (rad).
+        floor_height_m: world z of the floor (m).
+        means: ``(N * M, 3)`` float32 output world centres (m).
+        quats: ``(N * M, 4)`` float32 output unit quaternions ``w x y z`` (body -> world).
+    """
+    m_count = offsets.shape[0]
+    n_parts = part_swing.shape[0]
+    trig = np.empty((n_parts, 4))  # cos s, sin s, cos(-s/2), sin(-s/2) per part
+    for a in range(positions.shape[0]):
+        stride = np.sin(gait_phase[a])
+        for p in range(n_parts):
+            swing = stride * part_swing[p]
+            trig[p, 0] = np.cos(swing)
+            trig[p, 1] = np.sin(swing)
+            trig[p, 2] = np.cos(-0.5 * swing)
+            trig[p, 3] = np.sin(-0.5 * swing)
+        cy = np.cos(headings[a])
+        sy = np.sin(headings[a])
+        half_yaw = 0.5 * headings[a]
+        w1, x1, y1, z1 = np.cos(half_yaw), 0.0, 0.0, np.sin(half_yaw)
+        for m in range(m_count):
+            row = a * m_count + m
+            p = parts[m]
+            cs, ss = trig[p, 0], trig[p, 1]
+            ox, oy, oz = offsets[m, 0], offsets[m, 1], offsets[m, 2]
+            lx = (cs * ox - ss * oz) + pivots[m, 0]
+            ly = oy + pivots[m, 1]
+            lz = (ss * ox + cs * oz) + pivots[m, 2]
+            means[row, 0] = np.float32(cy * lx - sy * ly + positions[a, 0])
+            means[row, 1] = np.float32(sy * lx + cy * ly + positions[a, 1])
+            means[row, 2] = np.float32(lz + floor_height_m)
+            w2, x2, y2, z2 = trig[p, 2], 0.0, trig[p, 3], 0.0
+            quats[row, 0] = np.float32(w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2)
+            quats[row, 1] = np.float32(w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2)
+            quats[row, 2] = np.float32(w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2)
+            quats[row, 3] = np.float32(w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2)
+
+
 def pose_bodies(
     template: BodyTemplate,
     positions: np.ndarray,
@@ -138,40 +219,28 @@ def pose_bodies(
         cfg: the proportions used to build ``template`` (for the swing amplitudes).
 
     Returns:
-        A degree-0 :class:`GaussianScene` with ``N * M`` Gaussians.
+        A degree-0 :class:`GaussianScene` with ``N * M`` Gaussians, agent-major (rows
+        ``a * M : (a + 1) * M`` are agent ``a``'s template Gaussians in order).
     """
     cfg = cfg or BodyConfig()
     n, m = len(positions), len(template.parts)
-    swing_sign = np.select(
-        [template.parts == PART_LEFT_LEG, template.parts == PART_RIGHT_LEG,
-         template.parts == PART_LEFT_ARM, template.parts == PART_RIGHT_ARM],
-        [cfg.leg_swing_rad, -cfg.leg_swing_rad, -cfg.arm_swing_rad, cfg.arm_swing_rad], 0.0)
-    swing = np.sin(np.asarray(gait_phase, float))[:, None] * swing_sign[None, :]  # (N, M)
-    # Swing about the local y axis (positive angle moves the limb end forward, i.e. +x).
-    cs, ss = np.cos(swing), np.sin(swing)
-    ox, oz = template.offsets[None, :, 0], template.offsets[None, :, 2]
-    local = np.stack([cs * ox - ss * oz, np.broadcast_to(template.offsets[None, :, 1], (n, m)),
-                      ss * ox + cs * oz], axis=-1) + template.pivots[None]
-    # Yaw about world z and translation to the agent's position.
-    cy, sy = np.cos(headings)[:, None], np.sin(headings)[:, None]
-    world = np.stack([cy * local[..., 0] - sy * local[..., 1] + positions[:, 0:1],
-                      sy * local[..., 0] + cy * local[..., 1] + positions[:, 1:2],
-                      local[..., 2] + floor_height_m], axis=-1)
-    # Rotation of each Gaussian: yaw(heading) * rot_y(-swing) (a +x swing of a downward limb
-    # is a negative rotation about y).
-    half_yaw = 0.5 * np.broadcast_to(np.asarray(headings, float)[:, None], (n, m))
-    q_yaw = np.stack([np.cos(half_yaw), np.zeros_like(half_yaw), np.zeros_like(half_yaw),
-                      np.sin(half_yaw)], axis=-1)
-    q_swing = np.stack([np.cos(-0.5 * swing), np.zeros_like(swing), np.sin(-0.5 * swing),
-                        np.zeros_like(swing)], axis=-1)
-    quats = quat_multiply(q_yaw, q_swing)
-    colours = np.take_along_axis(palettes, np.broadcast_to(template.material[None, :, None],
-                                                           (n, m, 3)), axis=1)
+    means = np.empty((n * m, 3), dtype=np.float32)
+    quats = np.empty((n * m, 4), dtype=np.float32)
+    pose_kernel(
+        np.ascontiguousarray(template.offsets, dtype=np.float64),
+        np.ascontiguousarray(template.pivots, dtype=np.float64),
+        np.ascontiguousarray(template.parts, dtype=np.int64),
+        part_swing_rad(cfg),
+        np.ascontiguousarray(positions, dtype=np.float64).reshape(n, 2),
+        np.ascontiguousarray(headings, dtype=np.float64).reshape(n),
+        np.ascontiguousarray(gait_phase, dtype=np.float64).reshape(n),
+        float(floor_height_m), means, quats,
+    )  # fmt: skip
     return GaussianScene(
-        means=world.reshape(-1, 3),
-        quats=quats.reshape(-1, 4),
-        scales=np.broadcast_to(template.scales[None], (n, m, 3)).reshape(-1, 3),
-        opacities=np.full(n * m, cfg.opacity),
-        sh=rgb_to_sh0(colours.reshape(-1, 1, 3)),
+        means=means,
+        quats=quats,
+        scales=np.tile(template.scales.astype(np.float32), (n, 1)),
+        opacities=np.full(n * m, cfg.opacity, dtype=np.float32),
+        sh=rgb_to_sh0(palettes)[:, template.material].reshape(n * m, 1, 3),
         meta={"source": "pedestrians"},
     )

@@ -22,20 +22,35 @@ MAX_HFOV_DEG = 179.0
 
 
 def _viewmat_from_axes(
-    right: np.ndarray, down: np.ndarray, forward: np.ndarray, eye: np.ndarray
+    right: Sequence[float], down: Sequence[float], forward: Sequence[float],
+    eye: Sequence[float],
 ) -> np.ndarray:
-    """World-to-camera matrix from the camera's axes expressed in the world frame."""
-    rot_c2w = np.stack([right, down, forward], axis=1)
-    viewmat = np.eye(4)
-    viewmat[:3, :3] = rot_c2w.T
-    viewmat[:3, 3] = -rot_c2w.T @ eye
-    return viewmat
+    """World-to-camera matrix from the camera's axes expressed in the world frame.
+
+    The axes (``(3,)`` sequences of floats) become the rows of the rotation block and the
+    translation is ``-R eye``, summed in the order ``x, y, z`` in plain float64 arithmetic
+    (no BLAS call, so the bits do not depend on the machine's BLAS kernels).
+    """
+    r0, r1, r2 = (float(v) for v in right)
+    d0, d1, d2 = (float(v) for v in down)
+    f0, f1, f2 = (float(v) for v in forward)
+    x, y, z = (float(v) for v in eye)
+    return np.array([
+        [r0, r1, r2, -r0 * x - r1 * y - r2 * z],
+        [d0, d1, d2, -d0 * x - d1 * y - d2 * z],
+        [f0, f1, f2, -f0 * x - f1 * y - f2 * z],
+        [0.0, 0.0, 0.0, 1.0],
+    ])
 
 
 def camera_from_pose(
     x: float, y: float, z: float, yaw: float, pitch: float, roll: float = 0.0
 ) -> np.ndarray:
     """View matrix of a camera at world ``(x, y, z)`` looking along ``yaw`` and ``pitch``.
+
+    Computed in scalar float64 arithmetic (it runs once per rendered frame): the axes are
+    ``forward = (cos p cos y, cos p sin y, -sin p)``, ``right = (sin y, -cos y, 0)``,
+    ``down = forward x right``, then both rolled about ``forward``.
 
     Args:
         x: world x of the optical centre (metres).
@@ -52,12 +67,14 @@ def camera_from_pose(
     """
     cy, sy = math.cos(yaw), math.sin(yaw)
     cp, sp = math.cos(pitch), math.sin(pitch)
-    forward = np.array([cp * cy, cp * sy, -sp])
-    right = np.array([sy, -cy, 0.0])
-    down = np.cross(forward, right)
+    f0, f1, f2 = cp * cy, cp * sy, -sp
+    r0, r1, r2 = sy, -cy, 0.0
+    # down = forward x right (the component order of np.cross)
+    d0, d1, d2 = f1 * r2 - f2 * r1, f2 * r0 - f0 * r2, f0 * r1 - f1 * r0
     cr, sr = math.cos(roll), math.sin(roll)
-    right, down = cr * right + sr * down, -sr * right + cr * down
-    return _viewmat_from_axes(right, down, forward, np.array([x, y, z], dtype=np.float64))
+    right = (cr * r0 + sr * d0, cr * r1 + sr * d1, cr * r2 + sr * d2)
+    down = (-sr * r0 + cr * d0, -sr * r1 + cr * d1, -sr * r2 + cr * d2)
+    return _viewmat_from_axes(right, down, (f0, f1, f2), (x, y, z))
 
 
 def look_at(

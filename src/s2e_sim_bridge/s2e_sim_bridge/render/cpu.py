@@ -1,5 +1,11 @@
 """The ``cpu`` backend: a tile-based Gaussian rasteriser compiled with numba.
 
+Per scene, once (:func:`prepare_scene`, cached per scene object): :func:`scene_rows_kernel`
+computes the world covariances and, for SH degree 0, the colours; :func:`culling_grid` groups
+the Gaussians into culling cells. Both are serial compiled loops, because pedestrians are
+posed as a new small scene every frame (about 600 Gaussians for 12 walkers): preparing such
+a scene costs tens of microseconds, well under the frame's rasterisation.
+
 Per camera:
 
 0. :func:`cull_cells_kernel` tests the cells of each scene's coarse spatial grid (built once
@@ -17,7 +23,8 @@ Per camera:
    0) are cached per scene; other colours are evaluated for the visible rows only.
 2. :func:`bin_kernel` sorts the visible rows once by float32 camera depth (stable LSD radix
    sort: ties keep the lower row first, like gsplat's sort) and bins them into 16x16 tiles
-   with a counting sort, which keeps each tile's list depth-sorted.
+   with a counting sort, which keeps each tile's list depth-sorted. The drawn rows come in
+   ascending order from one pass over the drawn flags (:func:`_gather_drawn`).
 3. :func:`composite_kernel` (parallel over tiles, handed out one at a time) walks each tile's
    list once; each Gaussian updates only the pixels of its footprint box, front to back,
    with per-pixel early termination and a per-tile exit once every pixel has terminated.
@@ -38,6 +45,7 @@ The per-frame buffers are reused between calls of the same thread (not shared ac
 
 from __future__ import annotations
 
+import itertools
 import math
 import threading
 from dataclasses import dataclass
@@ -45,6 +53,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit, parallel_chunksize, prange
 
+from s2e_sim_bridge.render import lod as lod_levels
 from s2e_sim_bridge.render.camera import camera_centre
 from s2e_sim_bridge.render.conventions import (
     ALPHA_MAX,
@@ -61,7 +70,7 @@ from s2e_sim_bridge.render.conventions import (
 from s2e_sim_bridge.render.lod import LodLevels, build_lod
 from s2e_sim_bridge.render.scene_cache import SceneCache
 from s2e_sim_bridge.scene.gaussians import GaussianScene
-from s2e_sim_bridge.scene.sh import eval_sh
+from s2e_sim_bridge.scene.sh import SH_C0, eval_sh
 
 # Columns of the per-frame table (one row per Gaussian; valid for drawn rows).
 # centre (px), conic (px^-2), opacity, ln(opacity / ALPHA_MIN), RGB, camera z (m),
@@ -72,25 +81,37 @@ _RADIX_BITS = 11
 _RADIX_PASSES = 3  # 3 x 11 bits cover the 32 bits of a float32 depth
 CULL_GRID_CELLS = 32
 """Cells of the culling grid along a scene's longest side (the others get the same cell size)."""
+CULL_SPHERE_MARGIN = 1e-9
+"""Relative (and absolute, metres) widening of each culling cell's bounding sphere, which keeps
+the bound conservative through float rounding."""
+_FLAGS_PER_WORD = 8  # uint8 drawn flags read as one uint64 by _gather_drawn
 CULL_PAD_PX = BBOX_SIGMA_MAX * math.sqrt(EPS2D_PX2) + 1.0
 """Widest a footprint box can reach beyond the EWA spread of its Gaussian (pixels): the
 ``EPS2D_PX2`` blur at ``BBOX_SIGMA_MAX`` sigma plus one pixel of ``ceil`` rounding."""
 
 
-@njit(parallel=True, cache=True)
-def covariances_kernel(quats: np.ndarray, scales: np.ndarray) -> np.ndarray:
-    """World-frame 3D covariances ``R S S^T R^T``.
+@njit(cache=True)
+def scene_rows_kernel(
+    quats: np.ndarray, scales: np.ndarray, sh: np.ndarray, covs: np.ndarray,
+    base_colour: np.ndarray,
+) -> None:
+    """World-frame 3D covariances ``R S S^T R^T`` and, for SH degree 0, the colours.
+
+    Serial: a scene is prepared once (static scenes) or is small (pedestrians posed every
+    frame), where waking the thread pool would cost more than the work.
 
     Args:
         quats: ``(N, 4)`` float32 quaternions ``w x y z`` (normalised here).
         scales: ``(N, 3)`` float32 linear standard deviations (metres).
-
-    Returns:
-        ``(N, 6)`` float64 upper triangle ``xx, xy, xz, yy, yz, zz`` (metres^2).
+        sh: ``(N, K, 3)`` float32 SH coefficients (only the DC term is read).
+        covs: ``(N, 6)`` float64 output upper triangle ``xx, xy, xz, yy, yz, zz`` (metres^2).
+        base_colour: ``(N, 3)`` float64 output view-independent RGB ``max(C0 * sh0 + 0.5, 0)``
+            with the product ``C0 * sh0`` rounded to float32 like :func:`.sh.eval_sh`, so it is
+            bit for bit ``max(eval_sh(sh, dirs) + 0.5, 0)`` of a degree-0 scene; ``(0, 3)`` to
+            skip (view-dependent scenes).
     """
-    n = quats.shape[0]
-    out = np.empty((n, 6), dtype=np.float64)
-    for i in prange(n):
+    dc = np.float32(SH_C0)
+    for i in range(quats.shape[0]):
         w = np.float64(quats[i, 0])
         x = np.float64(quats[i, 1])
         y = np.float64(quats[i, 2])
@@ -113,13 +134,15 @@ def covariances_kernel(quats: np.ndarray, scales: np.ndarray) -> np.ndarray:
         m20 = 2.0 * (x * z - w * y) * sx
         m21 = 2.0 * (y * z + w * x) * sy
         m22 = (1.0 - 2.0 * (x * x + y * y)) * sz
-        out[i, 0] = m00 * m00 + m01 * m01 + m02 * m02
-        out[i, 1] = m00 * m10 + m01 * m11 + m02 * m12
-        out[i, 2] = m00 * m20 + m01 * m21 + m02 * m22
-        out[i, 3] = m10 * m10 + m11 * m11 + m12 * m12
-        out[i, 4] = m10 * m20 + m11 * m21 + m12 * m22
-        out[i, 5] = m20 * m20 + m21 * m21 + m22 * m22
-    return out
+        covs[i, 0] = m00 * m00 + m01 * m01 + m02 * m02
+        covs[i, 1] = m00 * m10 + m01 * m11 + m02 * m12
+        covs[i, 2] = m00 * m20 + m01 * m21 + m02 * m22
+        covs[i, 3] = m10 * m10 + m11 * m11 + m12 * m12
+        covs[i, 4] = m10 * m20 + m11 * m21 + m12 * m22
+        covs[i, 5] = m20 * m20 + m21 * m21 + m22 * m22
+    for i in range(base_colour.shape[0]):
+        for ch in range(3):
+            base_colour[i, ch] = max(np.float64(dc * sh[i, 0, ch]) + SH_COLOUR_OFFSET, 0.0)
 
 
 @njit(parallel=True, cache=True)
@@ -143,7 +166,7 @@ def project_kernel(
 
     Args:
         means: ``(N, 3)`` float32 world centres (metres).
-        covs: ``(N, 6)`` float64 world covariances from :func:`covariances_kernel`.
+        covs: ``(N, 6)`` float64 world covariances from :func:`scene_rows_kernel`.
         opacities: ``(N,)`` float32 in ``[0, 1]``.
         base_colour: ``(N, 3)`` float64 view-independent RGB copied into the table for
             visible Gaussians, or ``(0, 3)`` when colours depend on the view (filled later).
@@ -628,58 +651,100 @@ class CpuScene:
         return self.base_colour.shape[0] == 0 and self.covs.shape[0] > 0
 
 
+@njit(cache=True)
+def _culling_grid_kernel(
+    means: np.ndarray, scales: np.ndarray, cells: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`culling_grid` of ``N >= 1`` Gaussians (same arguments and results)."""
+    n = means.shape[0]
+    lo = np.empty(3)
+    hi = np.empty(3)
+    for a in range(3):
+        lo[a] = np.float64(means[0, a])
+        hi[a] = lo[a]
+    for i in range(1, n):
+        for a in range(3):
+            v = np.float64(means[i, a])
+            lo[a] = min(lo[a], v)
+            hi[a] = max(hi[a], v)
+    size = max(hi[0] - lo[0], hi[1] - lo[1], hi[2] - lo[2]) / cells
+    key = np.zeros(n, dtype=np.int64)
+    if size > 0.0:
+        for i in range(n):
+            k = 0
+            for a in range(3):
+                k = k * cells + min(np.int64((np.float64(means[i, a]) - lo[a]) / size), cells - 1)
+            key[i] = k
+    # a stable argsort of the keys: sort unique (key, index) pairs packed into one int64
+    # (keys < cells^3, so no overflow for any N that fits in memory)
+    members = np.sort(key * n + np.arange(n)) % n
+    n_cells = 1
+    for r in range(1, n):
+        if key[members[r]] != key[members[r - 1]]:
+            n_cells += 1
+    starts = np.empty(n_cells + 1, dtype=np.int64)
+    spheres = np.empty((n_cells, 4))
+    c = 0
+    starts[0] = 0
+    for r in range(1, n):
+        if key[members[r]] != key[members[r - 1]]:
+            c += 1
+            starts[c] = r
+    starts[n_cells] = n
+    for c in range(n_cells):
+        for a in range(3):
+            lo[a] = np.inf
+            hi[a] = -np.inf
+        for r in range(starts[c], starts[c + 1]):
+            for a in range(3):
+                v = np.float64(means[members[r], a])
+                lo[a] = min(lo[a], v)
+                hi[a] = max(hi[a], v)
+        for a in range(3):
+            spheres[c, a] = 0.5 * (lo[a] + hi[a])
+        radius = -np.inf
+        for r in range(starts[c], starts[c + 1]):
+            g = members[r]
+            dx = np.float64(means[g, 0]) - spheres[c, 0]
+            dy = np.float64(means[g, 1]) - spheres[c, 1]
+            dz = np.float64(means[g, 2]) - spheres[c, 2]
+            widest = max(np.float64(scales[g, 0]), np.float64(scales[g, 1]),
+                         np.float64(scales[g, 2]))
+            radius = max(radius, np.sqrt(dx * dx + dy * dy + dz * dz) + BBOX_SIGMA_MAX * widest)
+        spheres[c, 3] = radius * (1.0 + CULL_SPHERE_MARGIN) + CULL_SPHERE_MARGIN
+    return spheres, starts, members
+
+
 def culling_grid(
     means: np.ndarray, scales: np.ndarray, cells: int = CULL_GRID_CELLS
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Group Gaussians by the cubic grid cell of their centre and bound each cell by a sphere.
 
     Args:
-        means: ``(N, 3)`` world centres (metres).
-        scales: ``(N, 3)`` linear standard deviations (metres).
+        means: ``(N, 3)`` float32 world centres (metres).
+        scales: ``(N, 3)`` float32 linear standard deviations (metres).
         cells: cells along the longest side of the centres' bounding box.
 
     Returns:
-        ``spheres (C, 4)`` float64 ``(x, y, z, radius)`` (metres) of the non-empty cells;
-        ``starts (C + 1,)`` int64 offsets into ``members``; ``members (N,)`` int64 Gaussian
-        indices, grouped by cell and ascending within one. Each sphere contains every member's
-        ellipsoid of ``BBOX_SIGMA_MAX`` standard deviations.
+        ``spheres (C, 4)`` float64 ``(x, y, z, radius)`` (metres) of the non-empty cells, in
+        ascending order of their ``(i, j, k)`` grid index; ``starts (C + 1,)`` int64 offsets
+        into ``members``; ``members (N,)`` int64 Gaussian indices, grouped by cell and
+        ascending within one. Each sphere, centred on its members' bounding box, contains
+        every member's ellipsoid of ``BBOX_SIGMA_MAX`` standard deviations.
     """
-    n = means.shape[0]
-    if n == 0:
+    if means.shape[0] == 0:
         return np.zeros((0, 4)), np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    centres = means.astype(np.float64)
-    lo = centres.min(axis=0)
-    size = float((centres.max(axis=0) - lo).max()) / cells
-    if size > 0.0:
-        ijk = np.minimum(((centres - lo) / size).astype(np.int64), cells - 1)
-        key = (ijk[:, 0] * cells + ijk[:, 1]) * cells + ijk[:, 2]
-    else:
-        key = np.zeros(n, dtype=np.int64)
-    members = np.argsort(key, kind="stable")
-    sorted_key = key[members]
-    first = np.flatnonzero(np.r_[True, sorted_key[1:] != sorted_key[:-1]])
-    starts = np.r_[first, n].astype(np.int64)
-    pts = centres[members]
-    box_lo = np.minimum.reduceat(pts, first, axis=0)
-    box_hi = np.maximum.reduceat(pts, first, axis=0)
-    mid = 0.5 * (box_lo + box_hi)
-    extent = BBOX_SIGMA_MAX * scales[members].astype(np.float64).max(axis=1)
-    cell_of = np.repeat(np.arange(first.shape[0]), np.diff(starts))
-    reach = np.linalg.norm(pts - mid[cell_of], axis=1) + extent
-    radius = np.maximum.reduceat(reach, first)
-    # a relative margin keeps the bound conservative through float rounding
-    radius = radius * (1.0 + 1e-9) + 1e-9
-    return np.column_stack([mid, radius]), starts, members.astype(np.int64)
+    return _culling_grid_kernel(means, scales, int(cells))
 
 
 def _prepare(scene: GaussianScene) -> CpuScene:
-    base = np.empty((0, 3), dtype=np.float64)
-    if scene.sh_degree == 0:
-        dirs = np.zeros((len(scene), 3))  # degree 0 ignores the direction
-        base = np.maximum(eval_sh(scene.sh, dirs).astype(np.float64) + SH_COLOUR_OFFSET, 0.0)
+    n = len(scene)
+    covs = np.empty((n, 6), dtype=np.float64)
+    base = np.empty((n if scene.sh_degree == 0 else 0, 3), dtype=np.float64)
+    scene_rows_kernel(scene.quats, scene.scales, scene.sh, covs, base)
     spheres, starts, members = culling_grid(scene.means, scene.scales)
-    return CpuScene(covs=covariances_kernel(scene.quats, scene.scales), base_colour=base,
-                    cell_spheres=spheres, cell_starts=starts, cell_members=members)
+    return CpuScene(covs=covs, base_colour=base, cell_spheres=spheres, cell_starts=starts,
+                    cell_members=members)
 
 
 _CACHE: SceneCache[CpuScene] = SceneCache(_prepare)
@@ -701,25 +766,63 @@ _LOD_CACHE: SceneCache[LodLevels | None] = SceneCache(_prepare_lod)
 
 
 def prepare_lod(scene: GaussianScene) -> LodLevels | None:
-    """Cached proxy levels of ``scene`` (built on first use; None: drawn in full)."""
+    """Cached proxy levels of ``scene`` (built on first use; None: drawn in full).
+
+    Scenes below :data:`.lod.LOD_MIN_GAUSSIANS` get None without a cache entry (they never
+    have levels; pedestrians are posed as a new small scene every frame).
+    """
+    if len(scene) < lod_levels.LOD_MIN_GAUSSIANS:
+        return None
     return _LOD_CACHE.get(scene)
 
 
+@njit(cache=True)
+def _gather_drawn(drawn: np.ndarray, out: np.ndarray) -> int:
+    """Write the indices of the nonzero ``drawn`` flags to ``out`` (ascending); the count.
+
+    Reads eight flags at a time as one uint64 and skips blocks with no drawn row.
+
+    Args:
+        drawn: ``(M,)`` uint8 flags, ``M`` a multiple of ``_FLAGS_PER_WORD`` (8).
+        out: ``(M,)`` int64 buffer; its first ``V`` entries receive the drawn rows.
+
+    Returns:
+        ``V``, the number of drawn rows.
+    """
+    words = drawn.view(np.uint64)
+    count = 0
+    for w in range(words.shape[0]):
+        if words[w] == 0:
+            continue
+        for j in range(_FLAGS_PER_WORD * w, _FLAGS_PER_WORD * (w + 1)):
+            out[count] = j
+            count += drawn[j] != 0
+    return count
+
+
 class _FrameBuffers(threading.local):
-    """Per-thread table and drawn-flag buffers, grown on demand and reused across frames."""
+    """Per-thread table, drawn-flag and row-index buffers, grown on demand and reused."""
 
     def __init__(self) -> None:
         self.table = np.empty((0, TABLE_COLUMNS), dtype=np.float64)
         self.drawn = np.empty(0, dtype=np.uint8)
         self.kept = np.empty(0, dtype=np.int64)
+        self.visible = np.empty(0, dtype=np.int64)
 
-    def get(self, rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Table ``(rows, TABLE_COLUMNS)``, drawn flags ``(rows,)`` and kept-index buffer."""
-        if self.table.shape[0] < rows:
-            self.table = np.empty((rows, TABLE_COLUMNS), dtype=np.float64)
-            self.drawn = np.empty(rows, dtype=np.uint8)
-            self.kept = np.empty(rows, dtype=np.int64)
-        return self.table[:rows], self.drawn[:rows], self.kept[:rows]
+    def get(self, rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Table ``(rows, TABLE_COLUMNS)``, drawn flags, kept-row and visible-row buffers.
+
+        The flags and the visible-row buffer have ``rows`` rounded up to a multiple of
+        ``_FLAGS_PER_WORD`` entries (:func:`_gather_drawn` reads the flags eight at a time);
+        the others ``rows``.
+        """
+        padded = -(-rows // _FLAGS_PER_WORD) * _FLAGS_PER_WORD
+        if self.drawn.shape[0] < padded:
+            self.table = np.empty((padded, TABLE_COLUMNS), dtype=np.float64)
+            self.drawn = np.empty(padded, dtype=np.uint8)
+            self.kept = np.empty(padded, dtype=np.int64)
+            self.visible = np.empty(padded, dtype=np.int64)
+        return self.table[:rows], self.drawn[:padded], self.kept[:rows], self.visible[:padded]
 
 
 _BUFFERS = _FrameBuffers()
@@ -746,7 +849,7 @@ def _layout(scenes: list[GaussianScene], lod_px: float) -> _FrameLayout:
     lods = [prepare_lod(scene) if lod_px > 0.0 else None for scene in scenes]
     sizes = [len(scene) + (0 if lod is None else len(lod)) for scene, lod in
              zip(scenes, lods, strict=True)]
-    offsets = [int(v) for v in np.cumsum([0, *sizes])]
+    offsets = list(itertools.accumulate(sizes, initial=0))
     sh_blocks = []
     for scene, prep, lod, offset in zip(scenes, prepared, lods, offsets, strict=False):
         if prep.view_dependent:
@@ -768,8 +871,13 @@ def _project_frame(
     table: np.ndarray,
     drawn: np.ndarray,
     kept: np.ndarray,
+    visible: np.ndarray,
 ) -> np.ndarray:
-    """Cull, pick levels and project every scene of ``layout``; returns the drawn rows."""
+    """Cull, pick levels and project every scene of ``layout``; the drawn rows, ascending.
+
+    ``drawn`` may be longer than the table (padding, never drawn); the drawn rows are
+    gathered into ``visible`` (as long as ``drawn``) and returned as a view of it.
+    """
     drawn[:] = 0
     for scene, prep, lod, offset in zip(layout.scenes, layout.prepared, layout.lods,
                                         layout.offsets, strict=False):
@@ -797,7 +905,7 @@ def _project_frame(
             scene.means, prep.covs, scene.opacities, prep.base_colour, viewmat, K,
             width, height, near, far, rows[:count], offset, table, drawn,
         )  # fmt: skip
-    return np.flatnonzero(drawn)
+    return visible[:_gather_drawn(drawn, visible)]
 
 
 def drawn_rows(
@@ -826,11 +934,11 @@ def drawn_rows(
         The number of rows that survive culling and projection for this camera.
     """
     layout = _layout(scenes, lod_px)
-    table, drawn, kept = _BUFFERS.get(layout.offsets[-1])
+    table, drawn, kept, visible = _BUFFERS.get(layout.offsets[-1])
     viewmat = np.ascontiguousarray(viewmat, dtype=np.float64)
     K = np.ascontiguousarray(K, dtype=np.float64)
     return int(_project_frame(layout, viewmat, K, width, height, near, far, lod_px, table,
-                              drawn, kept).shape[0])
+                              drawn, kept, visible).shape[0])
 
 
 def render_cpu(
@@ -868,7 +976,7 @@ def render_cpu(
     """
     n_cams = viewmats.shape[0]
     layout = _layout(scenes, lod_px)
-    table, drawn, kept = _BUFFERS.get(layout.offsets[-1])
+    table, drawn, kept, visible_buffer = _BUFFERS.get(layout.offsets[-1])
     rgb = np.empty((n_cams, height, width, 3), dtype=np.float32)
     depth = np.empty((n_cams, height, width), dtype=np.float32)
     alpha = np.empty((n_cams, height, width), dtype=np.float32)
@@ -876,7 +984,7 @@ def render_cpu(
         viewmat = np.ascontiguousarray(viewmats[cam])
         K = np.ascontiguousarray(Ks[cam])
         visible = _project_frame(layout, viewmat, K, width, height, near, far, lod_px, table,
-                                 drawn, kept)
+                                 drawn, kept, visible_buffer)
         if layout.sh_blocks:
             centre = camera_centre(viewmat)
             for start, n, means, sh in layout.sh_blocks:

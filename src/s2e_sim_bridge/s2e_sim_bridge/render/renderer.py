@@ -134,11 +134,6 @@ def render_batch(
         RenderError: bad camera, size, background, ``lod_px`` or backend, or an unavailable
             backend.
     """
-    scenes = _scene_list(scene, extra)
-    width, height = check_image_size(width, height)
-    near, far = check_clip_planes(near, far)
-    bg = check_background(background)
-    lod = _check_lod_px(lod_px)
     vms = np.asarray(viewmats, dtype=np.float64)
     ks = np.asarray(Ks, dtype=np.float64)
     if vms.ndim != 3 or vms.shape[1:] != (4, 4) or vms.shape[0] == 0:
@@ -151,6 +146,34 @@ def render_batch(
         )
     vms = np.stack([check_viewmat(v, f"viewmats[{i}]") for i, v in enumerate(vms)])
     ks = np.stack([check_intrinsics(k, f"Ks[{i}]") for i, k in enumerate(ks)])
+    return _render_checked(scene, vms, ks, width, height, backend, background, extra, near, far,
+                           lod_px)
+
+
+def _render_checked(
+    scene: GaussianScene,
+    viewmats: np.ndarray,
+    Ks: np.ndarray,
+    width: int,
+    height: int,
+    backend: str,
+    background: Sequence[float] | np.ndarray,
+    extra: ExtraScenes,
+    near: float,
+    far: float,
+    lod_px: float,
+) -> RenderResult:
+    """:func:`render_batch` after its camera checks; checks the remaining arguments.
+
+    ``viewmats`` ``(C, 4, 4)`` and ``Ks`` ``(C, 3, 3)`` are float64 matrices that passed
+    :func:`check_viewmat` / :func:`check_intrinsics` (``render`` checks its one camera once).
+    """
+    scenes = _scene_list(scene, extra)
+    width, height = check_image_size(width, height)
+    near, far = check_clip_planes(near, far)
+    bg = check_background(background)
+    lod = _check_lod_px(lod_px)
+    vms, ks = viewmats, Ks
     if backend == "cpu":
         from s2e_sim_bridge.render.cpu import render_cpu
 
@@ -204,8 +227,6 @@ def render(
     """
     vm = check_viewmat(viewmat, "viewmat")
     k = check_intrinsics(K, "K")
-    batch = render_batch(
-        scene, vm[None], k[None], width, height, backend=backend, background=background,
-        extra=extra, near=near, far=far, lod_px=lod_px,
-    )  # fmt: skip
+    batch = _render_checked(scene, vm[None], k[None], width, height, backend, background, extra,
+                            near, far, lod_px)
     return RenderResult(rgb=batch.rgb[0], depth=batch.depth[0], alpha=batch.alpha[0])
