@@ -266,3 +266,16 @@ def test_cli_starts_from_the_shipped_checkpoint_by_default(world, tmp_path, monk
     assert main(["train", "rl", "--config", config, "--out", str(tmp_path / "a"),
                  "--resume"]) == 0
     assert seen == {"init": None, "resume": True}  # a resumed run needs no init
+
+
+def test_shipped_rl_configs_load() -> None:
+    config_dir = Path(__file__).resolve().parents[3] / "config" / "train"
+    configs = {path.name: RLConfig.from_yaml(path) for path in config_dir.glob("rl_*.yaml")}
+    assert {"rl_small.yaml", "rl_small_pedestrian.yaml"} <= set(configs)
+    small, pedestrian = configs["rl_small.yaml"], configs["rl_small_pedestrian.yaml"]
+    assert pedestrian.policy.mode_temperature == 0.3 and pedestrian.env.task == "pedestrian"
+    # the same recipe otherwise: what differs is named in the file's header
+    same = dataclasses.replace(pedestrian, policy=small.policy,
+                               env=dataclasses.replace(pedestrian.env, task=small.env.task),
+                               eval=small.eval, total_env_steps=small.total_env_steps)
+    assert same == small
