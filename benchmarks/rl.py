@@ -29,9 +29,9 @@ import torch
 
 from s2e_training.pretrained import shipped_checkpoint_path
 from s2e_training.rl import RLConfig, distribution
-from s2e_training.rl.distribution import Exploration
 from s2e_training.rl.ppo import compute_gae, ppo_update
 from s2e_training.rl.ram import RamPolicy
+from s2e_training.rl.runner import build_policy
 from s2e_training.rl.storage import RolloutStorage
 from s2e_training.train.checkpoint import load_checkpoint
 
@@ -96,9 +96,8 @@ def main() -> None:
     torch.set_num_threads(1)  # as each RL process runs (OMP_NUM_THREADS=1 beside env workers)
     config = RLConfig.from_yaml(args.config)
     base, *_ = load_checkpoint(args.init or shipped_checkpoint_path())
-    p = config.policy
-    policy = RamPolicy(base, args.variant, p.value_hidden, p.learn_log_std, seed=config.seed,
-                       exploration=Exploration(p.min_sigma_m, p.mode_temperature))
+    policy = build_policy(base, dataclasses.replace(
+        config, policy=dataclasses.replace(config.policy, variant=args.variant)))
     policy.train()
     generator = torch.Generator().manual_seed(config.seed)
     memory_rollout, step_ms = fill_rollout(policy, config, False, generator)
