@@ -30,6 +30,7 @@ from typing import Any
 
 import yaml
 
+from s2e_policy.embodiment import load_embodiment
 from s2e_policy.errors import S2EError
 from s2e_policy.yaml_files import read_yaml
 from s2e_sim_bridge.envs import EnvConfig, RewardConfig
@@ -100,7 +101,11 @@ class RolloutEnvConfig:
         scene: scene file (PLY/.splat with its scene YAML), or ``null`` for the generated
             street of ``scene_seed``.
         scene_seed: seed of the generated street.
-        render_width_px: camera image width (px) before the policy's preprocessing.
+        render_width_px: camera image width (px) before the policy's preprocessing (centre
+            square crop, resize to the model's ``image_size``); by default the benchmark's
+            (``s2e navbench``). Frames whose crop is smaller than ``image_size`` are refused
+            (:func:`env_config`): the policy would see upsampled, blurred frames it never
+            saw in pretraining.
         num_envs: environments per process.
         asynchronous: run each environment in its own process (``AsyncVectorEnv``).
         episode_pool_size: episodes sampled per environment; resets draw from them.
@@ -114,7 +119,7 @@ class RolloutEnvConfig:
     embodiment: str = "wheeled"
     scene: str | None = None
     scene_seed: int = 0
-    render_width_px: int = 64
+    render_width_px: int = SimConfig().render_width_px
     num_envs: int = 2
     asynchronous: bool = True
     episode_pool_size: int = 16
@@ -243,7 +248,22 @@ def env_config(section: RolloutEnvConfig, model: ModelConfig, task: str | None =
     waypoint is where the robot should be after one control step, as the paper's controller
     (:func:`s2e_policy.controller.direct_command`) assumes. ``training=False`` (held-out
     evaluation) keeps the task's collision rule instead of ``section.terminate_on_collision``.
+
+    Raises:
+        RLConfigError: ``section.render_width_px`` renders frames whose centre square is
+            smaller than the model's ``image_size`` (the policy would see them upsampled).
     """
+    camera = load_embodiment(section.embodiment).camera
+    height_px = max(1, round(section.render_width_px * camera.image_height_px
+                             / camera.image_width_px))
+    if min(section.render_width_px, height_px) < model.image_size:
+        raise RLConfigError(
+            f"'env.render_width_px' {section.render_width_px} renders "
+            f"{section.render_width_px}x{height_px} frames, whose centre square is smaller "
+            f"than the policy's {model.image_size}x{model.image_size} input: it would see "
+            "upsampled, blurred frames unlike its pretraining data; render at least "
+            f"{math.ceil(model.image_size * camera.image_width_px / camera.image_height_px)} "
+            "px wide")
     sim = SimConfig(control_rate_hz=1.0 / model.waypoint_dt_s,
                     render_width_px=section.render_width_px)
     return EnvConfig(
