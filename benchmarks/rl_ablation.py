@@ -1,29 +1,46 @@
 """The S2E paper's RL ablation: SFT only vs full-parameter, decoder-only and RAM PPO.
 
 Every variant post-trains the same pretrained checkpoint with the same RL config, the same
-budget of environment steps and the same seeds, and is evaluated on the same held-out
-NavBench-GS episodes (the config's ``eval`` section: its own episode seed and, by default,
-another generated street). ``sft`` is the pretrained policy evaluated as it is.
+budget of environment steps and the same seeds. Then every run's checkpoint at that budget,
+and the pretrained policy itself (``sft``), drives the same held-out NavBench-GS episodes
+(``--heldout-episodes`` per task of the config's ``eval.tasks``, episode seed
+``--heldout-seed``, on the config's held-out street ``eval.scene_seed``, with the camera of
+``s2e navbench``: ``--heldout-render-width``, 128 px by default, whatever width the runs
+trained at), so every policy is compared with SFT episode by episode (a paired comparison:
+the episodes' own difficulty cancels out).
 
 Writes into ``--out``:
 
-- ``<variant>/seed_<s>/``: one ``s2e train rl`` run folder per variant and seed (re-running
-  the script resumes unfinished runs and reuses finished ones);
-- ``results.json``: per variant, per task: success rate, collisions per episode and route
-  completion, mean and standard error over all held-out episodes of all seeds, plus each
-  seed's means;
+- ``<variant>/seed_<s>/``: one ``s2e train rl`` run folder per variant and seed. Re-running
+  the script resumes unfinished runs and reuses finished ones: a run folder that already
+  holds the checkpoint at the budget is evaluated as it is, after checking that its training
+  config equals this one (only ``eval`` and ``total_env_steps`` may differ, so a longer run
+  of the same recipe serves through its checkpoint at the budget).
+- ``heldout/<variant>_seed_<s>/``: the held-out evaluation of each policy (NavBench-GS
+  ``episodes.csv``, ``metrics.json``, trajectories; resumed episode by episode), and
+  ``heldout/eval/episodes_<task>.json``, the episode sets all policies share;
+- ``results.json``: per variant and task: SR, collisions per episode and route completion
+  (mean and standard error over all held-out episodes of all seeds, and each seed's means),
+  and for RL variants the paired difference from SFT (mean over episodes of the per-episode
+  difference averaged over seeds, its standard error over episodes, and how many
+  (seed, episode) pairs had fewer / more collisions than SFT);
 - ``results.md``: the same as a Markdown table;
-- ``learning_curves.png``: held-out SR, collisions per episode and route completion against
-  environment steps
-  (mean over seeds, shaded standard error), the SFT level as a dashed line.
+- ``learning_curves.png``: the share of training episodes that ended in a collision, their
+  success rate and return against environment steps (mean over seeds, shaded standard
+  error; from each run's TensorBoard scalars).
 
 Usage (defaults: the shipped policy's pretraining checkpoint, the config's budget, seeds
-0 1 2, all four variants; the pretrained policy at step 0 is evaluated once, by ``sft``)::
+0 1 2, all four variants)::
 
     python benchmarks/rl_ablation.py --out runs/rl_ablation [--init CHECKPOINT] \
-        [--config config/train/rl_small.yaml] [--env-steps N] [--seeds 0 1 2] \
-        [--variants sft full decoder ram] [--tasks obstacle pedestrian] [--eval-episodes N] \
-        [--eval-every N] [--steps-per-rollout N]
+        [--config config/train/rl_small_pedestrian.yaml] [--env-steps N] [--seeds 0 1 2] \
+        [--variants sft full decoder ram] [--tasks obstacle pedestrian] \
+        [--heldout-episodes 40] [--heldout-seed 2000] [--heldout-render-width 128] \
+        [--eval-episodes N] [--eval-every N] \
+        [--steps-per-rollout N]
+
+``--eval-episodes``/``--eval-every`` shape the runs' own periodic evaluation (TensorBoard
+``eval/*``), which the results do not use.
 """
 
 from __future__ import annotations
@@ -31,26 +48,42 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import time
 from pathlib import Path
 
 import numpy as np
+import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from s2e_policy.errors import S2EError
 from s2e_sim_bridge.navbench import report
 from s2e_sim_bridge.navbench.metrics import EpisodeMetrics
+from s2e_sim_bridge.navbench.sim import SimConfig
 from s2e_training.pretrained import shipped_checkpoint_path
 from s2e_training.rl import VARIANTS, RLConfig, train_rl
-from s2e_training.rl.runner import EVAL_DIR
-from s2e_training.train.checkpoint import latest_checkpoint
+from s2e_training.rl.runner import RL_CONFIG_FILE, Evaluator, build_policy, load_rl_checkpoint
+from s2e_training.train.checkpoint import checkpoint_path, latest_checkpoint, load_checkpoint
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_CONFIG = REPO_ROOT / "config" / "train" / "rl_small.yaml"
+DEFAULT_CONFIG = REPO_ROOT / "config" / "train" / "rl_small_pedestrian.yaml"
 DEFAULT_SEEDS = (0, 1, 2)
+DEFAULT_HELDOUT_EPISODES = 40
+DEFAULT_HELDOUT_SEED = 2000
+HELDOUT_DIR = "heldout"
 METRICS = {"success": "SR", "collisions": "collisions / episode",
            "route_completion": "route completion"}
 """Per-episode NavBench-GS fields reported, with their labels."""
+PAIRED_METRIC = "collisions"
+"""The field compared with SFT episode by episode."""
+UNCHECKED_FIELDS = ("eval", "total_env_steps")
+"""RLConfig fields a reused run may differ in (they do not change its training)."""
+CURVES = {"collision_share": "training episodes ending in a collision",
+          "success": "training episode SR", "return": "training episode return"}
+"""Learning-curve panels: per-update training-episode statistics."""
+CURVE_WINDOW_UPDATES = 10
+"""Updates per point of a learning curve (episode-count weighted mean)."""
 FIGURE_SIZE_IN = (15.0, 4.0)
 FIGURE_DPI = 100
 SEM_ALPHA = 0.2
@@ -62,19 +95,18 @@ def sem(values: np.ndarray) -> float:
     return float(values.std(ddof=1) / np.sqrt(values.size)) if values.size > 1 else 0.0
 
 
+
 def run_config(base: RLConfig, variant: str, seed: int, args: argparse.Namespace) -> RLConfig:
     """``base`` with the variant, seed and command-line overrides of one run."""
     config = dataclasses.replace(base, seed=seed,
                                  policy=dataclasses.replace(base.policy, variant=variant))
-    ev = config.eval
+    ev = dataclasses.replace(config.eval, at_start=False)  # step 0 is sft's held-out result
     if args.tasks:
         ev = dataclasses.replace(ev, tasks=tuple(args.tasks))
     if args.eval_episodes:
         ev = dataclasses.replace(ev, episodes=args.eval_episodes)
     if args.eval_every is not None:
         ev = dataclasses.replace(ev, every_updates=args.eval_every)
-    if variant != "sft":  # step 0 is the pretrained policy for all: the sft run evaluates it
-        ev = dataclasses.replace(ev, at_start=False)
     ppo = config.ppo
     if args.steps_per_rollout:
         ppo = dataclasses.replace(ppo, steps_per_rollout=args.steps_per_rollout)
@@ -82,120 +114,252 @@ def run_config(base: RLConfig, variant: str, seed: int, args: argparse.Namespace
                                total_env_steps=args.env_steps or config.total_env_steps)
 
 
-def eval_history(run_dir: Path) -> list[tuple[int, dict[str, list[EpisodeMetrics]]]]:
-    """``(env_steps, {task: episodes})`` of every finished evaluation of a run, in order."""
-    history = []
-    for folder in sorted((run_dir / EVAL_DIR).glob("update_*")):
-        metrics_file = folder / "metrics.json"
-        if not metrics_file.is_file():
-            continue
-        meta = json.loads(metrics_file.read_text())["meta"]
-        by_task: dict[str, list[EpisodeMetrics]] = {}
-        for m in report.read_finished(folder):
-            by_task.setdefault(m.task, []).append(m)
-        history.append((int(meta["env_steps"]), by_task))
-    return history
+def budget_updates(config: RLConfig) -> int:
+    """PPO updates of a one-process run of ``config.total_env_steps`` environment steps."""
+    per_update = config.ppo.steps_per_rollout * config.env.num_envs
+    return math.ceil(config.total_env_steps / per_update)
 
 
-def run_all(args: argparse.Namespace) -> dict[str, dict[int, Path]]:
-    """Run (or resume, or reuse) every variant x seed; return their run folders."""
+def finished_checkpoint(run_dir: Path, config: RLConfig) -> Path | None:
+    """The run's checkpoint at the budget, or None when the run has not reached it.
+
+    Raises:
+        S2EError: the run folder trained with another recipe (any :class:`RLConfig` field
+            but :data:`UNCHECKED_FIELDS` differs from ``config``).
+    """
+    path = checkpoint_path(run_dir, budget_updates(config))
+    if not path.is_file():
+        return None
+    saved = RLConfig.from_yaml(run_dir / RL_CONFIG_FILE)
+    differences = [f.name for f in dataclasses.fields(RLConfig)
+                   if f.name not in UNCHECKED_FIELDS
+                   and getattr(saved, f.name) != getattr(config, f.name)]
+    if differences:
+        raise S2EError(f"{run_dir}: trained with another config than this ablation's (differs "
+                       f"in {', '.join(differences)}); choose another --out")
+    return path
+
+
+def run_all(args: argparse.Namespace) -> dict[str, dict[int, Path | None]]:
+    """Train (or resume, or reuse) every RL variant x seed.
+
+    Returns:
+        ``{variant: {seed: checkpoint at the budget}}``; ``sft`` (nothing to train) maps its
+        one seed to None.
+    """
     base = RLConfig.from_yaml(args.config)
-    folders: dict[str, dict[int, Path]] = {}
+    checkpoints: dict[str, dict[int, Path | None]] = {}
     for variant in args.variants:
-        # sft trains nothing and its evaluation is deterministic: one seed says it all.
-        for seed in args.seeds[:1] if variant == "sft" else args.seeds:
+        if variant == "sft":  # deterministic and untrained: one evaluation says it all
+            checkpoints[variant] = {args.seeds[0]: None}
+            continue
+        for seed in args.seeds:
             config = run_config(base, variant, seed, args)
             run_dir = args.out / variant / f"seed_{seed}"
-            folders.setdefault(variant, {})[seed] = run_dir
-            if variant == "sft" and eval_history(run_dir):
-                continue
-            start = time.perf_counter()
-            resume = latest_checkpoint(run_dir) is not None
-            train_rl(config, run_dir, init=None if resume else args.init, resume=resume,
-                     progress=not args.no_progress)
-            print(f"{variant} seed {seed}: {time.perf_counter() - start:.0f} s", flush=True)
-    return folders
+            done = finished_checkpoint(run_dir, config)
+            if done is None:
+                start = time.perf_counter()
+                resume = latest_checkpoint(run_dir) is not None
+                train_rl(config, run_dir, init=None if resume else args.init, resume=resume,
+                         progress=not args.no_progress)
+                print(f"{variant} seed {seed}: trained in {time.perf_counter() - start:.0f} s",
+                      flush=True)
+                done = finished_checkpoint(run_dir, config)
+                if done is None:
+                    raise S2EError(f"{run_dir}: no checkpoint at update "
+                                   f"{budget_updates(config)} after training (a run longer "
+                                   "than the budget that skipped it?)")
+            checkpoints.setdefault(variant, {})[seed] = done
+    return checkpoints
 
 
-def summarise(folders: dict[str, dict[int, Path]]) -> dict[str, dict]:
-    """Final held-out metrics per variant and task (see the module docstring)."""
-    results: dict[str, dict] = {}
-    for variant, runs in folders.items():
-        per_task: dict[str, dict] = {}
-        for seed, run_dir in runs.items():
-            history = eval_history(run_dir)
-            if not history:
-                continue
-            steps, by_task = history[-1]
-            for task, episodes in by_task.items():
-                entry = per_task.setdefault(task, {"episodes": [], "seeds": {}})
-                entry["episodes"] += episodes
-                entry["seeds"][seed] = {"env_steps": steps, **{
-                    key: float(np.mean([getattr(m, key) for m in episodes])) for key in METRICS}}
-        for entry in per_task.values():
-            episodes = entry.pop("episodes")
-            for key in METRICS:
-                values = np.array([getattr(m, key) for m in episodes], dtype=np.float64)
-                entry[key] = float(values.mean())
-                entry[f"{key}_sem"] = sem(values)
-            entry["num_episodes"] = len(episodes)
-        results[variant] = per_task
+def heldout_config(args: argparse.Namespace) -> RLConfig:
+    """The ablation's config for the final comparison.
+
+    Its ``eval`` section holds the held-out episode set and its ``env`` section the
+    benchmark's camera width (``--heldout-render-width``).
+    """
+    base = RLConfig.from_yaml(args.config)
+    ev = dataclasses.replace(base.eval, episodes=args.heldout_episodes, seed=args.heldout_seed,
+                             tasks=tuple(args.tasks) if args.tasks else base.eval.tasks)
+    env = dataclasses.replace(base.env, render_width_px=args.heldout_render_width)
+    return dataclasses.replace(base, eval=ev, env=env)
+
+
+def evaluate_heldout(checkpoints: dict[str, dict[int, Path | None]],
+                     args: argparse.Namespace) -> dict[str, dict[int, list[EpisodeMetrics]]]:
+    """Every policy on the shared held-out episodes (finished evaluations are reused).
+
+    Returns:
+        ``{variant: {seed: episodes}}`` in the order of the episode sets.
+    """
+    config = heldout_config(args)
+    root = args.out / HELDOUT_DIR
+    evaluator: Evaluator | None = None
+    results: dict[str, dict[int, list[EpisodeMetrics]]] = {}
+    try:
+        for variant, runs in checkpoints.items():
+            for seed, checkpoint in runs.items():
+                out_dir = root / f"{variant}_seed_{seed}"
+                if not (out_dir / "metrics.json").is_file():
+                    if checkpoint is None:
+                        base, train_config, _, _ = load_checkpoint(args.init)
+                        policy = build_policy(base, dataclasses.replace(
+                            config, policy=dataclasses.replace(config.policy, variant="sft")))
+                    else:
+                        policy, _, train_config, _, _ = load_rl_checkpoint(checkpoint)
+                    if evaluator is None:
+                        evaluator = Evaluator(config, train_config.model, root,
+                                              torch.device("cpu"))
+                    start = time.perf_counter()
+                    evaluator.evaluate(policy, out_dir, {
+                        "variant": variant, "seed": seed,
+                        "checkpoint": str(checkpoint or args.init)})
+                    print(f"{variant} seed {seed}: held-out evaluation in "
+                          f"{time.perf_counter() - start:.0f} s", flush=True)
+                results.setdefault(variant, {})[seed] = report.read_finished(out_dir)
+    finally:
+        if evaluator is not None:
+            evaluator.close()
     return results
 
 
-def markdown_table(results: dict[str, dict]) -> str:
-    """One row per task and variant: SR, collisions/episode, route completion (mean ± s.e.m.)."""
-    lines = ["| task | variant | SR | collisions / episode | route completion | episodes (seeds) |",
-             "|---|---|---|---|---|---|"]
-    tasks = sorted({task for per_task in results.values() for task in per_task})
+def summarise(results: dict[str, dict[int, list[EpisodeMetrics]]]) -> dict[str, dict]:
+    """Held-out metrics per variant and task, with the paired difference from ``sft``."""
+    sft = {(m.task, m.episode_id): m for runs in results.get("sft", {}).values() for m in runs}
+    summary: dict[str, dict] = {}
+    for variant, runs in results.items():
+        per_task: dict[str, dict] = {}
+        for task in sorted({m.task for episodes in runs.values() for m in episodes}):
+            by_seed = {seed: [m for m in episodes if m.task == task]
+                       for seed, episodes in runs.items()}
+            pooled = [m for episodes in by_seed.values() for m in episodes]
+            entry: dict = {"num_episodes": len(pooled), "seeds": {
+                seed: {key: float(np.mean([getattr(m, key) for m in episodes]))
+                       for key in METRICS} for seed, episodes in by_seed.items()}}
+            for key in METRICS:
+                values = np.array([getattr(m, key) for m in pooled], dtype=np.float64)
+                entry[key] = float(values.mean())
+                entry[f"{key}_sem"] = sem(values)
+            if variant != "sft" and sft:
+                entry["vs_sft"] = paired_difference(by_seed, sft, task)
+            per_task[task] = entry
+        summary[variant] = per_task
+    return summary
+
+
+def paired_difference(by_seed: dict[int, list[EpisodeMetrics]],
+                      sft: dict[tuple[str, str], EpisodeMetrics], task: str) -> dict:
+    """:data:`PAIRED_METRIC` minus SFT's on the same episodes.
+
+    Per episode the difference is averaged over seeds; the mean and its standard error are
+    over episodes (the seeds of one episode are not independent samples of it). ``fewer`` /
+    ``more`` count (seed, episode) pairs below / above SFT.
+    """
+    per_episode: dict[str, list[float]] = {}
+    for episodes in by_seed.values():
+        for m in episodes:
+            reference = sft.get((task, m.episode_id))
+            if reference is None:
+                raise S2EError(f"held-out episode {m.episode_id} of {task} has no SFT result: "
+                               "were the policies evaluated on different episode sets?")
+            diff = getattr(m, PAIRED_METRIC) - getattr(reference, PAIRED_METRIC)
+            per_episode.setdefault(m.episode_id, []).append(float(diff))
+    all_diffs = np.array([d for diffs in per_episode.values() for d in diffs])
+    means = np.array([np.mean(diffs) for diffs in per_episode.values()])
+    return {"metric": PAIRED_METRIC, "mean": float(means.mean()), "sem": sem(means),
+            "fewer": int((all_diffs < 0).sum()), "more": int((all_diffs > 0).sum()),
+            "pairs": int(all_diffs.size)}
+
+
+def markdown_table(summary: dict[str, dict]) -> str:
+    """One row per task and variant (mean ± standard error)."""
+    lines = ["| task | variant | SR | collisions / episode | per seed | difference from SFT "
+             "(paired) | fewer / more than SFT | route completion | episodes (seeds) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    tasks = sorted({task for per_task in summary.values() for task in per_task})
     for task in tasks:
-        for variant, per_task in results.items():
+        for variant, per_task in summary.items():
             if task not in per_task:
                 continue
             e = per_task[task]
+            per_seed = " / ".join(f"{s['collisions']:.2f}" for s in e["seeds"].values())
+            paired, counts = "", ""
+            if "vs_sft" in e:
+                d = e["vs_sft"]
+                paired = f"{d['mean']:+.3f} ± {d['sem']:.3f}"
+                counts = f"{d['fewer']} / {d['more']} of {d['pairs']}"
             lines.append(f"| {task} | {variant} | {e['success']:.2f} ± {e['success_sem']:.2f} | "
-                         f"{e['collisions']:.2f} ± {e['collisions_sem']:.2f} | "
-                         f"{e['route_completion']:.2f} ± {e['route_completion_sem']:.2f} | "
-                         f"{e['num_episodes']} ({len(e['seeds'])}) |")
+                         f"{e['collisions']:.2f} ± {e['collisions_sem']:.2f} | {per_seed} | "
+                         f"{paired} | {counts} | {e['route_completion']:.2f} ± "
+                         f"{e['route_completion_sem']:.2f} | {e['num_episodes']} "
+                         f"({len(e['seeds'])}) |")
     return "\n".join(lines) + "\n"
 
 
-def plot_curves(folders: dict[str, dict[int, Path]], path: Path) -> None:
-    """Held-out SR and collisions/episode vs environment steps (mean ± s.e.m. over seeds)."""
+def training_curves(run_dir: Path, collision_per_event: float) -> dict[str, tuple[np.ndarray,
+                                                                                   np.ndarray]]:
+    """Per-window training-episode statistics of a run (see :data:`CURVES`).
+
+    Returns:
+        ``{curve: (env_steps (N,), values (N,))}``: each point is the episode-count weighted
+        mean of :data:`CURVE_WINDOW_UPDATES` updates (fewer in a shorter run), at the
+        window's last step; updates in which no training episode ended are left out.
+    """
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0})
+    acc.Reload()
+
+    def series(tag: str) -> dict[int, float]:
+        return {e.step: e.value for e in acc.Scalars(tag)}
+
+    if "episode/count" not in acc.Tags()["scalars"]:  # no training episode has ended yet
+        return {name: (np.zeros(0, dtype=np.int64), np.zeros(0)) for name in CURVES}
+
+    counts = series("episode/count")
+    raw = {"collision_share": {k: v / collision_per_event
+                               for k, v in series("episode/term_collision").items()},
+           "success": series("episode/success"), "return": series("episode/return")}
+    steps = np.array(sorted(counts))
+    size = min(CURVE_WINDOW_UPDATES, len(steps))  # a short run still gets one point
+    curves = {}
+    for name, values in raw.items():
+        xs, ys = [], []
+        for i in range(0, len(steps) - size + 1, size):
+            window = steps[i:i + size]
+            weights = np.array([counts[s] for s in window])
+            xs.append(window[-1])
+            ys.append(float(np.average([values[s] for s in window], weights=weights)))
+        curves[name] = (np.array(xs), np.array(ys))
+    return curves
+
+
+def plot_curves(run_dirs: dict[str, dict[int, Path]], collision_per_event: float,
+                path: Path) -> None:
+    """Training curves of every RL variant (mean ± standard error over seeds)."""
     figure = Figure(figsize=FIGURE_SIZE_IN, dpi=FIGURE_DPI)
     canvas = FigureCanvasAgg(figure)
-    axes = figure.subplots(1, len(METRICS))
-    for ax, (key, label) in zip(axes, METRICS.items(), strict=True):
-        for variant, runs in folders.items():
-            # seed -> {env_steps: mean over tasks and episodes}
-            curves = {}
-            for seed, run_dir in runs.items():
-                curves[seed] = {steps: float(np.mean([getattr(m, key) for eps in by_task.values()
-                                                      for m in eps]))
-                                for steps, by_task in eval_history(run_dir)}
-            if variant == "sft":
-                level = np.mean([v for c in curves.values() for v in c.values()])
-                ax.axhline(level, linestyle="--", color="k", label="sft")
+    axes = figure.subplots(1, len(CURVES))
+    per_run = {variant: [training_curves(d, collision_per_event) for d in runs.values()]
+               for variant, runs in run_dirs.items()}
+    for ax, (name, label) in zip(axes, CURVES.items(), strict=True):
+        for variant, runs in per_run.items():
+            length = min(len(run[name][0]) for run in runs)
+            if length == 0:
                 continue
-            if "sft" in folders:  # every variant starts from the pretrained (sft) policy
-                start = [float(np.mean([getattr(m, key) for eps in by_task.values()
-                                        for m in eps]))
-                         for run_dir in folders["sft"].values()
-                         for steps, by_task in eval_history(run_dir) if steps == 0]
-                for curve in curves.values():
-                    if start:
-                        curve.setdefault(0, float(np.mean(start)))
-            steps = sorted({s for c in curves.values() for s in c})
-            mean = np.array([np.mean([c[s] for c in curves.values() if s in c]) for s in steps])
-            err = np.array([sem(np.array([c[s] for c in curves.values() if s in c]))
-                            for s in steps])
-            (line,) = ax.plot(steps, mean, marker="o", label=variant)
+            steps = runs[0][name][0][:length]
+            values = np.stack([run[name][1][:length] for run in runs])
+            mean = values.mean(axis=0)
+            err = np.array([sem(values[:, j]) for j in range(length)])
+            (line,) = ax.plot(steps, mean, marker="o", label=f"{variant} ({len(runs)} seeds)")
             ax.fill_between(steps, mean - err, mean + err, color=line.get_color(),
                             alpha=SEM_ALPHA)
         ax.set_xlabel("environment steps")
-        ax.set_ylabel(f"held-out {label}")
+        ax.set_ylabel(label)
         ax.grid(alpha=0.3)
-        ax.legend()
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend()
     figure.tight_layout()
     canvas.print_png(str(path))
 
@@ -211,19 +375,32 @@ def main() -> None:
     parser.add_argument("--env-steps", type=int, help="budget per run (overrides the config)")
     parser.add_argument("--steps-per-rollout", type=int, help="overrides ppo.steps_per_rollout")
     parser.add_argument("--tasks", nargs="+", help="held-out tasks (overrides eval.tasks)")
-    parser.add_argument("--eval-episodes", type=int, help="overrides eval.episodes")
+    parser.add_argument("--heldout-episodes", type=int, default=DEFAULT_HELDOUT_EPISODES,
+                        help="held-out episodes per task of the final comparison")
+    parser.add_argument("--heldout-seed", type=int, default=DEFAULT_HELDOUT_SEED,
+                        help="episode seed of the final comparison")
+    parser.add_argument("--heldout-render-width", type=int,
+                        default=SimConfig().render_width_px,
+                        help="camera width (px) of the final comparison (default: "
+                             "`s2e navbench`'s)")
+    parser.add_argument("--eval-episodes", type=int,
+                        help="overrides eval.episodes (the runs' own periodic evaluation)")
     parser.add_argument("--eval-every", type=int, help="overrides eval.every_updates")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args()
     if args.init is None:
         args.init = shipped_checkpoint_path()
-    folders = run_all(args)
-    results = summarise(folders)
+    checkpoints = run_all(args)
+    summary = summarise(evaluate_heldout(checkpoints, args))
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps(results, indent=1))
-    table = markdown_table(results)
+    (args.out / "results.json").write_text(json.dumps(summary, indent=1))
+    table = markdown_table(summary)
     (args.out / "results.md").write_text(table)
-    plot_curves(folders, args.out / "learning_curves.png")
+    run_dirs = {variant: {seed: args.out / variant / f"seed_{seed}" for seed in runs}
+                for variant, runs in checkpoints.items() if variant != "sft"}
+    if run_dirs:
+        collision = RLConfig.from_yaml(args.config).env.reward.collision_per_event
+        plot_curves(run_dirs, collision, args.out / "learning_curves.png")
     print(table)
     print(f"wrote {args.out / 'results.json'}, results.md, learning_curves.png")
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import importlib.util
+import json
 import os
 import signal
 from pathlib import Path
@@ -24,6 +26,7 @@ from s2e_policy.embodiment import load_embodiment
 from s2e_policy.errors import S2EError
 from s2e_sim_bridge.navbench import report
 from s2e_sim_bridge.navbench.agents import make_agent
+from s2e_sim_bridge.navbench.metrics import EpisodeMetrics
 from s2e_sim_bridge.navbench.runner import episode_set_for, run_episode
 from s2e_sim_bridge.navbench.sim import NavBenchSim, SimConfig
 from s2e_sim_bridge.scene import generate_street_scene, load_scene, save_scene
@@ -245,6 +248,11 @@ def test_bad_input_is_refused(world, tmp_path) -> None:
     bad.write_text(yaml.safe_dump({**RL, "eval": {"tasks": ["stairs"]}}))
     with pytest.raises(S2EError, match=r"unknown task 'stairs'"):
         RLConfig.from_yaml(bad)
+    # 32 px wide renders 32x24 frames: the 32x32 policy input would be upsampled
+    with pytest.raises(S2EError, match=r"'env.render_width_px' 32 renders 32x24 frames.*"
+                                       r"render at least 43 px wide"):
+        train_rl(RLConfig.from_yaml(rl_config(world, tmp_path, env={"render_width_px": 32})),
+                 tmp_path / "x", init=world["init"], progress=False)
     with pytest.raises(S2EError, match=r"--env-steps must be >= 1"):
         train_rl(RLConfig.from_yaml(config), tmp_path / "x", init=world["init"],
                  total_env_steps=0)
@@ -279,3 +287,110 @@ def test_shipped_rl_configs_load() -> None:
                                env=dataclasses.replace(pedestrian.env, task=small.env.task),
                                eval=small.eval, total_env_steps=small.total_env_steps)
     assert same == small
+
+
+def load_ablation_script():
+    """``benchmarks/rl_ablation.py`` as a module (benchmarks are scripts, not a package)."""
+    path = Path(__file__).resolve().parents[3] / "benchmarks" / "rl_ablation.py"
+    spec = importlib.util.spec_from_file_location("rl_ablation", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_ablation_script_trains_pairs_with_sft_and_reuses_runs(world, tmp_path, monkeypatch,
+                                                               capsys) -> None:
+    ablation = load_ablation_script()
+    config = rl_config(world, tmp_path, eval={"at_start": False, "every_updates": 0},
+                       total_env_steps=32)
+    out = tmp_path / "ablation"
+    for seed in (0, 1):  # the runs' own final evaluations, cut short
+        short_held_out_episodes(world, out / "ram" / f"seed_{seed}")
+    short_held_out_episodes(world, out / ablation.HELDOUT_DIR)  # the shared held-out set
+    argv = ["rl_ablation.py", "--init", str(world["init"]), "--config", str(config),
+            "--out", str(out), "--variants", "sft", "ram", "--seeds", "0", "1",
+            "--heldout-episodes", "1", "--heldout-seed", str(RL["eval"]["seed"]),
+            "--no-progress"]
+    monkeypatch.setattr("sys.argv", argv)
+    ablation.main()
+    assert "ram seed 1: trained" in capsys.readouterr().out
+    results = json.loads((out / "results.json").read_text())
+    assert set(results) == {"sft", "ram"} and set(results["ram"]["empty"]["seeds"]) == {"0", "1"}
+    assert "vs_sft" not in results["sft"]["empty"]
+    # the paired difference, by hand from the evaluations' CSVs
+    sft_ep = report.read_finished(out / "heldout" / "sft_seed_0")
+    ram_eps = [report.read_finished(out / "heldout" / f"ram_seed_{s}") for s in (0, 1)]
+    assert len(sft_ep) == 1 and all(len(e) == 1 for e in ram_eps)
+    diffs = [e[0].collisions - sft_ep[0].collisions for e in ram_eps]
+    paired = results["ram"]["empty"]["vs_sft"]
+    assert paired["mean"] == pytest.approx(np.mean(diffs)) and paired["pairs"] == 2
+    assert paired["fewer"] == sum(d < 0 for d in diffs)
+    assert paired["more"] == sum(d > 0 for d in diffs)
+    assert "| empty | ram |" in (out / "results.md").read_text()
+    assert (out / "learning_curves.png").stat().st_size > 0
+
+    # A second call reuses the runs and the evaluations.
+    checkpoint = list_checkpoints(out / "ram" / "seed_0")[-1][1]
+    stamp = checkpoint.stat().st_mtime_ns
+    ablation.main()
+    assert "trained" not in capsys.readouterr().out
+    assert checkpoint.stat().st_mtime_ns == stamp
+    assert json.loads((out / "results.json").read_text()) == results
+
+    # A run folder of another recipe is refused, not silently compared.
+    (tmp_path / "other").mkdir()
+    other = rl_config(world, tmp_path / "other", ppo={"lr": 5.0e-4},
+                      eval={"at_start": False, "every_updates": 0}, total_env_steps=32)
+    monkeypatch.setattr("sys.argv", [*argv[:4], str(other), *argv[5:]])
+    with pytest.raises(S2EError, match=r"ram/seed_0: trained with another config .*ppo"):
+        ablation.main()
+
+
+def test_ablation_learning_curves_weight_updates_by_their_episodes(tmp_path) -> None:
+    from torch.utils.tensorboard import SummaryWriter
+
+    ablation = load_ablation_script()
+    writer = SummaryWriter(str(tmp_path / "tensorboard"))
+    # 12 updates of 100 steps; update u ends u % 3 + 1 episodes, collision penalty -5 * share
+    for u in range(12):
+        step = 100 * (u + 1)
+        writer.add_scalar("episode/count", u % 3 + 1, step)
+        writer.add_scalar("episode/term_collision", -5.0 * (u % 2), step)
+        writer.add_scalar("episode/success", 1.0 - u % 2, step)
+        writer.add_scalar("episode/return", float(u), step)
+    writer.close()
+    curves = ablation.training_curves(tmp_path, -5.0)
+    steps, share = curves["collision_share"]
+    assert list(steps) == [1000]  # one full window of 10 updates; the last 2 are left over
+    counts = np.array([u % 3 + 1 for u in range(10)])
+    odd = np.array([u % 2 for u in range(10)])
+    assert share[0] == pytest.approx(np.sum(counts * odd) / counts.sum())
+    assert curves["success"][1][0] == pytest.approx(1.0 - share[0])
+    assert curves["return"][1][0] == pytest.approx(np.sum(counts * np.arange(10)) / counts.sum())
+
+
+def test_ablation_pairs_every_episode_with_sft() -> None:
+    ablation = load_ablation_script()
+
+    def episodes(collisions: list[int]) -> list[EpisodeMetrics]:
+        return [EpisodeMetrics(f"pedestrian-{i:03d}", "pedestrian", float(c == 0), 0.0, 0.0,
+                               0.5, c, 0, c, 0.0, 1.0, 1.0, 1.0, 1.0, "timeout")
+                for i, c in enumerate(collisions)]
+
+    results = {"sft": {0: episodes([1, 0, 2])},
+               "ram": {0: episodes([0, 0, 2]), 1: episodes([1, 1, 0])}}
+    summary = ablation.summarise(results)
+    paired = summary["ram"]["pedestrian"]["vs_sft"]
+    per_episode = np.array([-0.5, 0.5, -1.0])  # seed-averaged differences of episodes 0-2
+    assert paired["mean"] == pytest.approx(per_episode.mean())
+    assert paired["sem"] == pytest.approx(per_episode.std(ddof=1) / np.sqrt(3))
+    assert (paired["fewer"], paired["more"], paired["pairs"]) == (2, 1, 6)
+    entry = summary["ram"]["pedestrian"]
+    assert entry["collisions"] == pytest.approx(4 / 6) and entry["num_episodes"] == 6
+    assert entry["seeds"][1]["collisions"] == pytest.approx(2 / 3)
+    table = ablation.markdown_table(summary)
+    assert "| pedestrian | ram | 0.50 ± 0.22 | 0.67 ± 0.33 | 0.67 / 0.67 | -0.333 ± 0.441 | " \
+           "2 / 1 of 6 |" in table
+    results["ram"][1] = episodes([1, 1, 0, 3])  # an episode SFT never drove
+    with pytest.raises(S2EError, match=r"pedestrian-003 of pedestrian has no SFT result"):
+        ablation.summarise(results)
