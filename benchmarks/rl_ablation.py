@@ -2,12 +2,12 @@
 
 Every variant post-trains the same pretrained checkpoint with the same RL config, the same
 budget of environment steps and the same seeds. Then every run's checkpoint at that budget,
-and the pretrained policy itself (``sft``), drives the same held-out NavBench-GS episodes
-(``--heldout-episodes`` per task of the config's ``eval.tasks``, episode seed
-``--heldout-seed``, on the config's held-out street ``eval.scene_seed``, with the camera of
-``s2e navbench``: ``--heldout-render-width``, 128 px by default, whatever width the runs
-trained at), so every policy is compared with SFT episode by episode (a paired comparison:
-the episodes' own difficulty cancels out).
+and the pretrained policy itself (``sft``), is exported to ONNX and drives the same held-out
+NavBench-GS episodes as ``s2e navbench --policy FILE.onnx`` would (``--heldout-episodes``
+per task of the config's ``eval.tasks``, episode seed ``--heldout-seed``, on the config's
+held-out street ``eval.scene_seed``, with the benchmark's camera ``--heldout-render-width``,
+128 px by default), so every policy is compared with SFT episode by episode (a paired
+comparison: the episodes' own difficulty cancels out).
 
 Writes into ``--out``:
 
@@ -16,9 +16,10 @@ Writes into ``--out``:
   holds the checkpoint at the budget is evaluated as it is, after checking that its training
   config equals this one (only ``eval`` and ``total_env_steps`` may differ, so a longer run
   of the same recipe serves through its checkpoint at the budget).
-- ``heldout/<variant>_seed_<s>/``: the held-out evaluation of each policy (NavBench-GS
-  ``episodes.csv``, ``metrics.json``, trajectories; resumed episode by episode), and
-  ``heldout/eval/episodes_<task>.json``, the episode sets all policies share;
+- ``heldout/<variant>_seed_<s>.onnx`` and ``heldout/<variant>_seed_<s>/``: each policy's
+  file and its held-out episodes (NavBench-GS ``episodes.csv`` and trajectories, resumed
+  episode by episode), and ``heldout/episodes_<task>.json``, the episode sets all policies
+  share;
 - ``results.json``: per variant and task: SR, collisions per episode and route completion
   (mean and standard error over all held-out episodes of all seeds, and each seed's means),
   and for RL variants the paired difference from SFT (mean over episodes of the per-episode
@@ -33,7 +34,7 @@ Usage (defaults: the shipped policy's pretraining checkpoint, the config's budge
 0 1 2, all four variants)::
 
     python benchmarks/rl_ablation.py --out runs/rl_ablation [--init CHECKPOINT] \
-        [--config config/train/rl_small_pedestrian.yaml] [--env-steps N] [--seeds 0 1 2] \
+        [--config config/train/rl_small.yaml] [--env-steps N] [--seeds 0 1 2] \
         [--variants sft full decoder ram] [--tasks obstacle pedestrian] \
         [--heldout-episodes 40] [--heldout-seed 2000] [--heldout-render-width 128] \
         [--eval-episodes N] [--eval-every N] \
@@ -53,21 +54,25 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from s2e_policy.embodiment import load_embodiment
 from s2e_policy.errors import S2EError
 from s2e_sim_bridge.navbench import report
+from s2e_sim_bridge.navbench.agents import make_agent
 from s2e_sim_bridge.navbench.metrics import EpisodeMetrics
-from s2e_sim_bridge.navbench.sim import SimConfig
+from s2e_sim_bridge.navbench.runner import episode_set_for, run_episode_set
+from s2e_sim_bridge.navbench.sim import NavBenchSim, SimConfig
+from s2e_sim_bridge.scene import generate_street_scene, load_scene
+from s2e_training.export.onnx_export import export_network, load_export_source
 from s2e_training.pretrained import shipped_checkpoint_path
 from s2e_training.rl import VARIANTS, RLConfig, train_rl
-from s2e_training.rl.runner import RL_CONFIG_FILE, Evaluator, build_policy, load_rl_checkpoint
-from s2e_training.train.checkpoint import checkpoint_path, latest_checkpoint, load_checkpoint
+from s2e_training.rl.runner import RL_CONFIG_FILE
+from s2e_training.train.checkpoint import checkpoint_path, latest_checkpoint
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_CONFIG = REPO_ROOT / "config" / "train" / "rl_small_pedestrian.yaml"
+DEFAULT_CONFIG = REPO_ROOT / "config" / "train" / "rl_small.yaml"
 DEFAULT_SEEDS = (0, 1, 2)
 DEFAULT_HELDOUT_EPISODES = 40
 DEFAULT_HELDOUT_SEED = 2000
@@ -173,54 +178,48 @@ def run_all(args: argparse.Namespace) -> dict[str, dict[int, Path | None]]:
     return checkpoints
 
 
-def heldout_config(args: argparse.Namespace) -> RLConfig:
-    """The ablation's config for the final comparison.
-
-    Its ``eval`` section holds the held-out episode set and its ``env`` section the
-    benchmark's camera width (``--heldout-render-width``).
-    """
-    base = RLConfig.from_yaml(args.config)
-    ev = dataclasses.replace(base.eval, episodes=args.heldout_episodes, seed=args.heldout_seed,
-                             tasks=tuple(args.tasks) if args.tasks else base.eval.tasks)
-    env = dataclasses.replace(base.env, render_width_px=args.heldout_render_width)
-    return dataclasses.replace(base, eval=ev, env=env)
+def export_policy(checkpoint: Path, out: Path) -> Path:
+    """``checkpoint`` (RL or pretraining) as an ONNX policy file ``out`` (kept if present)."""
+    if not out.is_file():
+        source = load_export_source(checkpoint)
+        export_network(source.model, out, train_config=source.train_config,
+                       checkpoint_step=source.checkpoint_step, git_commit=source.git_commit)
+    return out
 
 
 def evaluate_heldout(checkpoints: dict[str, dict[int, Path | None]],
                      args: argparse.Namespace) -> dict[str, dict[int, list[EpisodeMetrics]]]:
-    """Every policy on the shared held-out episodes (finished evaluations are reused).
+    """Every policy, exported, on the shared held-out episodes (finished episodes are reused).
+
+    Each policy runs as ``s2e navbench --policy FILE.onnx`` runs it (ONNX Runtime, the
+    benchmark's controller and camera), on the config's held-out street.
 
     Returns:
-        ``{variant: {seed: episodes}}`` in the order of the episode sets.
+        ``{variant: {seed: episodes}}`` of the evaluated tasks.
     """
-    config = heldout_config(args)
+    config = RLConfig.from_yaml(args.config)
+    ev = config.eval
+    tasks = tuple(args.tasks) if args.tasks else ev.tasks
+    scene = load_scene(ev.scene) if ev.scene else generate_street_scene(ev.scene_seed)[0]
+    sim = NavBenchSim(scene, load_embodiment(config.env.embodiment),
+                      SimConfig(render_width_px=args.heldout_render_width))
     root = args.out / HELDOUT_DIR
-    evaluator: Evaluator | None = None
+    root.mkdir(parents=True, exist_ok=True)
+    sets = [episode_set_for(sim, task, args.heldout_episodes, args.heldout_seed,
+                            cache=root / f"episodes_{task}.json") for task in tasks]
     results: dict[str, dict[int, list[EpisodeMetrics]]] = {}
-    try:
-        for variant, runs in checkpoints.items():
-            for seed, checkpoint in runs.items():
-                out_dir = root / f"{variant}_seed_{seed}"
-                if not (out_dir / "metrics.json").is_file():
-                    if checkpoint is None:
-                        base, train_config, _, _ = load_checkpoint(args.init)
-                        policy = build_policy(base, dataclasses.replace(
-                            config, policy=dataclasses.replace(config.policy, variant="sft")))
-                    else:
-                        policy, _, train_config, _, _ = load_rl_checkpoint(checkpoint)
-                    if evaluator is None:
-                        evaluator = Evaluator(config, train_config.model, root,
-                                              torch.device("cpu"))
-                    start = time.perf_counter()
-                    evaluator.evaluate(policy, out_dir, {
-                        "variant": variant, "seed": seed,
-                        "checkpoint": str(checkpoint or args.init)})
-                    print(f"{variant} seed {seed}: held-out evaluation in "
-                          f"{time.perf_counter() - start:.0f} s", flush=True)
-                results.setdefault(variant, {})[seed] = report.read_finished(out_dir)
-    finally:
-        if evaluator is not None:
-            evaluator.close()
+    for variant, runs in checkpoints.items():
+        for seed, checkpoint in runs.items():
+            name = f"{variant}_seed_{seed}"
+            agent = make_agent(export_policy(checkpoint or args.init, root / f"{name}.onnx"))
+            start = time.perf_counter()
+            for episode_set in sets:
+                run_episode_set(sim, episode_set, agent, root / name, num_videos=0,
+                                progress=not args.no_progress)
+            print(f"{variant} seed {seed}: held-out episodes in "
+                  f"{time.perf_counter() - start:.0f} s", flush=True)
+            results.setdefault(variant, {})[seed] = [
+                m for m in report.read_finished(root / name) if m.task in tasks]
     return results
 
 

@@ -37,6 +37,7 @@ from s2e_training.export.settings import FP32_PARITY_ATOL
 from s2e_training.pretrained import shipped_checkpoint_path
 from s2e_training.rl import RLConfig, load_rl_checkpoint, train_rl
 from s2e_training.rl import runner as rl_runner
+from s2e_training.rl.config import env_config
 from s2e_training.rl.runner import EVAL_DIR, EVAL_EPISODES_FILE, eval_dir
 from s2e_training.train import CheckpointError, TrainConfig, load_checkpoint, pretrain
 from s2e_training.train.checkpoint import list_checkpoints
@@ -111,14 +112,18 @@ def rl_config(world: dict[str, Path], tmp_path: Path, **overrides: object) -> Pa
     return path
 
 
-def short_held_out_episodes(world: dict[str, Path], run_dir: Path) -> None:
-    """Write the held-out episode set the run will reuse, each episode cut short."""
+def short_held_out_episodes(world: dict[str, Path], run_dir: Path,
+                            path: Path | None = None) -> None:
+    """Write the held-out episode set the run will reuse, each episode cut short.
+
+    ``path`` overrides where (default: the run's own evaluation folder).
+    """
     sim = NavBenchSim(load_scene(world["scene"]), load_embodiment("wheeled"),
                       SimConfig(render=False))
     episodes = episode_set_for(sim, "empty", RL["eval"]["episodes"], RL["eval"]["seed"])
     episodes.episodes = [dataclasses.replace(e, time_limit_s=EVAL_TIME_LIMIT_S)
                          for e in episodes.episodes]
-    episodes.save(run_dir / EVAL_DIR / EVAL_EPISODES_FILE.format(task="empty"))
+    episodes.save(path or run_dir / EVAL_DIR / EVAL_EPISODES_FILE.format(task="empty"))
 
 
 def scalars(run_dir: Path) -> dict[str, dict[int, float]]:
@@ -276,17 +281,18 @@ def test_cli_starts_from_the_shipped_checkpoint_by_default(world, tmp_path, monk
     assert seen == {"init": None, "resume": True}  # a resumed run needs no init
 
 
-def test_shipped_rl_configs_load() -> None:
+def test_shipped_rl_config_loads_and_fits_the_shipped_policy() -> None:
     config_dir = Path(__file__).resolve().parents[3] / "config" / "train"
-    configs = {path.name: RLConfig.from_yaml(path) for path in config_dir.glob("rl_*.yaml")}
-    assert {"rl_small.yaml", "rl_small_pedestrian.yaml"} <= set(configs)
-    small, pedestrian = configs["rl_small.yaml"], configs["rl_small_pedestrian.yaml"]
-    assert pedestrian.policy.mode_temperature == 0.3 and pedestrian.env.task == "pedestrian"
-    # the same recipe otherwise: what differs is named in the file's header
-    same = dataclasses.replace(pedestrian, policy=small.policy,
-                               env=dataclasses.replace(pedestrian.env, task=small.env.task),
-                               eval=small.eval, total_env_steps=small.total_env_steps)
-    assert same == small
+    assert sorted(p.name for p in config_dir.glob("rl_*.yaml")) == ["rl_small.yaml"]
+    config = RLConfig.from_yaml(config_dir / "rl_small.yaml")
+    # the recipe the README's RL results come from
+    assert (config.policy.variant, config.env.task) == ("ram", "pedestrian")
+    assert config.policy.mode_temperature == 0.3 and config.policy.min_sigma_m == 0.02
+    assert config.total_env_steps == 20480
+    # it renders the camera the shipped policy was pretrained on, not upsampled frames
+    _, train_config, _, _ = load_checkpoint(shipped_checkpoint_path())
+    env = env_config(config.env, train_config.model)
+    assert env.sim.render_width_px == 128 and env.image_size_px == train_config.model.image_size
 
 
 def load_ablation_script():
@@ -306,11 +312,12 @@ def test_ablation_script_trains_pairs_with_sft_and_reuses_runs(world, tmp_path, 
     out = tmp_path / "ablation"
     for seed in (0, 1):  # the runs' own final evaluations, cut short
         short_held_out_episodes(world, out / "ram" / f"seed_{seed}")
-    short_held_out_episodes(world, out / ablation.HELDOUT_DIR)  # the shared held-out set
+    heldout = out / ablation.HELDOUT_DIR
+    short_held_out_episodes(world, out, heldout / "episodes_empty.json")  # the shared set
     argv = ["rl_ablation.py", "--init", str(world["init"]), "--config", str(config),
             "--out", str(out), "--variants", "sft", "ram", "--seeds", "0", "1",
             "--heldout-episodes", "1", "--heldout-seed", str(RL["eval"]["seed"]),
-            "--no-progress"]
+            "--heldout-render-width", str(RENDER_WIDTH_PX), "--no-progress"]
     monkeypatch.setattr("sys.argv", argv)
     ablation.main()
     assert "ram seed 1: trained" in capsys.readouterr().out
@@ -330,11 +337,12 @@ def test_ablation_script_trains_pairs_with_sft_and_reuses_runs(world, tmp_path, 
     assert (out / "learning_curves.png").stat().st_size > 0
 
     # A second call reuses the runs and the evaluations.
-    checkpoint = list_checkpoints(out / "ram" / "seed_0")[-1][1]
-    stamp = checkpoint.stat().st_mtime_ns
+    reused = [list_checkpoints(out / "ram" / "seed_0")[-1][1], heldout / "ram_seed_0.onnx",
+              heldout / "sft_seed_0" / "episodes.csv"]
+    stamps = [path.stat().st_mtime_ns for path in reused]
     ablation.main()
     assert "trained" not in capsys.readouterr().out
-    assert checkpoint.stat().st_mtime_ns == stamp
+    assert [path.stat().st_mtime_ns for path in reused] == stamps
     assert json.loads((out / "results.json").read_text()) == results
 
     # A run folder of another recipe is refused, not silently compared.
