@@ -37,8 +37,7 @@ Usage (defaults: the shipped policy's pretraining checkpoint, the config's budge
         [--config config/train/rl_small.yaml] [--env-steps N] [--seeds 0 1 2] \
         [--variants sft full decoder ram] [--tasks obstacle pedestrian] \
         [--heldout-episodes 40] [--heldout-seed 2000] [--heldout-render-width 128] \
-        [--eval-episodes N] [--eval-every N] \
-        [--steps-per-rollout N]
+        [--eval-episodes N] [--eval-every N] [--steps-per-rollout N] [--reuse-only]
 
 ``--eval-episodes``/``--eval-every`` shape the runs' own periodic evaluation (TensorBoard
 ``eval/*``), which the results do not use.
@@ -148,6 +147,9 @@ def finished_checkpoint(run_dir: Path, config: RLConfig) -> Path | None:
 def run_all(args: argparse.Namespace) -> dict[str, dict[int, Path | None]]:
     """Train (or resume, or reuse) every RL variant x seed.
 
+    With ``--reuse-only`` nothing trains: runs that have not reached the budget are left out
+    (to summarise an ablation while some of its runs are missing).
+
     Returns:
         ``{variant: {seed: checkpoint at the budget}}``; ``sft`` (nothing to train) maps its
         one seed to None.
@@ -162,6 +164,10 @@ def run_all(args: argparse.Namespace) -> dict[str, dict[int, Path | None]]:
             config = run_config(base, variant, seed, args)
             run_dir = args.out / variant / f"seed_{seed}"
             done = finished_checkpoint(run_dir, config)
+            if done is None and args.reuse_only:
+                print(f"{variant} seed {seed}: no finished run in {run_dir}, left out "
+                      "(--reuse-only)", flush=True)
+                continue
             if done is None:
                 start = time.perf_counter()
                 resume = latest_checkpoint(run_dir) is not None
@@ -385,6 +391,8 @@ def main() -> None:
     parser.add_argument("--eval-episodes", type=int,
                         help="overrides eval.episodes (the runs' own periodic evaluation)")
     parser.add_argument("--eval-every", type=int, help="overrides eval.every_updates")
+    parser.add_argument("--reuse-only", action="store_true",
+                        help="train nothing: summarise the finished runs, leave out the rest")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args()
     if args.init is None:
@@ -396,7 +404,7 @@ def main() -> None:
     table = markdown_table(summary)
     (args.out / "results.md").write_text(table)
     run_dirs = {variant: {seed: args.out / variant / f"seed_{seed}" for seed in runs}
-                for variant, runs in checkpoints.items() if variant != "sft"}
+                for variant, runs in checkpoints.items() if variant != "sft" and runs}
     if run_dirs:
         collision = RLConfig.from_yaml(args.config).env.reward.collision_per_event
         plot_curves(run_dirs, collision, args.out / "learning_curves.png")

@@ -344,6 +344,13 @@ def test_ablation_script_trains_pairs_with_sft_and_reuses_runs(world, tmp_path, 
     assert "trained" not in capsys.readouterr().out
     assert [path.stat().st_mtime_ns for path in reused] == stamps
     assert json.loads((out / "results.json").read_text()) == results
+    # --reuse-only summarises what exists and trains nothing (seed 2 has no run)
+    monkeypatch.setattr("sys.argv", [*argv[:11], "0", "1", "2", *argv[13:], "--reuse-only"])
+    ablation.main()
+    assert "ram seed 2: no finished run" in capsys.readouterr().out
+    assert not (out / "ram" / "seed_2").exists()
+    assert json.loads((out / "results.json").read_text()) == results
+    monkeypatch.setattr("sys.argv", argv)
 
     # A run folder of another recipe is refused, not silently compared.
     (tmp_path / "other").mkdir()
