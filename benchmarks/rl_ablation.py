@@ -283,8 +283,10 @@ def markdown_table(summary: dict[str, dict]) -> str:
              "(paired) | fewer / more than SFT | route completion | episodes (seeds) |",
              "|---|---|---|---|---|---|---|---|---|"]
     tasks = sorted({task for per_task in summary.values() for task in per_task})
+    variants = sorted(summary, key=lambda v: v != "sft")  # the baseline first
     for task in tasks:
-        for variant, per_task in summary.items():
+        for variant in variants:
+            per_task = summary[variant]
             if task not in per_task:
                 continue
             e = per_task[task]
@@ -357,7 +359,8 @@ def plot_curves(run_dirs: dict[str, dict[int, Path]], collision_per_event: float
             values = np.stack([run[name][1][:length] for run in runs])
             mean = values.mean(axis=0)
             err = np.array([sem(values[:, j]) for j in range(length)])
-            (line,) = ax.plot(steps, mean, marker="o", label=f"{variant} ({len(runs)} seeds)")
+            seeds = f"{len(runs)} seed" + ("s" if len(runs) != 1 else "")
+            (line,) = ax.plot(steps, mean, marker="o", label=f"{variant} ({seeds})")
             ax.fill_between(steps, mean - err, mean + err, color=line.get_color(),
                             alpha=SEM_ALPHA)
         ax.set_xlabel("environment steps")
