@@ -184,11 +184,15 @@ def run_all(args: argparse.Namespace) -> dict[str, dict[int, Path | None]]:
     return checkpoints
 
 
-def export_policy(checkpoint: Path, out: Path) -> Path:
-    """``checkpoint`` (RL or pretraining) as an ONNX policy file ``out`` (kept if present)."""
+def export_policy(checkpoint: Path, out: Path, embodiment: str) -> Path:
+    """``checkpoint`` (RL or pretraining) as an ONNX policy file ``out`` (kept if present).
+
+    Its contract records the limits of ``embodiment``, the robot the episodes drive.
+    """
     if not out.is_file():
         source = load_export_source(checkpoint)
-        export_network(source.model, out, train_config=source.train_config,
+        export_network(source.model, out, embodiment=embodiment,
+                       train_config=source.train_config,
                        checkpoint_step=source.checkpoint_step, git_commit=source.git_commit)
     return out
 
@@ -217,7 +221,8 @@ def evaluate_heldout(checkpoints: dict[str, dict[int, Path | None]],
     for variant, runs in checkpoints.items():
         for seed, checkpoint in runs.items():
             name = f"{variant}_seed_{seed}"
-            agent = make_agent(export_policy(checkpoint or args.init, root / f"{name}.onnx"))
+            agent = make_agent(export_policy(checkpoint or args.init, root / f"{name}.onnx",
+                                             config.env.embodiment))
             start = time.perf_counter()
             for episode_set in sets:
                 run_episode_set(sim, episode_set, agent, root / name, num_videos=0,
