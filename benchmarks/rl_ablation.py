@@ -135,9 +135,7 @@ def finished_checkpoint(run_dir: Path, config: RLConfig) -> Path | None:
     if not path.is_file():
         return None
     saved = RLConfig.from_yaml(run_dir / RL_CONFIG_FILE)
-    differences = [f.name for f in dataclasses.fields(RLConfig)
-                   if f.name not in UNCHECKED_FIELDS
-                   and getattr(saved, f.name) != getattr(config, f.name)]
+    differences = saved.differences(config, ignore=UNCHECKED_FIELDS)
     if differences:
         raise S2EError(f"{run_dir}: trained with another config than this ablation's (differs "
                        f"in {', '.join(differences)}); choose another --out")

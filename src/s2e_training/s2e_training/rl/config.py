@@ -235,6 +235,11 @@ class RLConfig:
         out["eval"]["tasks"] = list(self.eval.tasks)
         return out
 
+    def differences(self, other: RLConfig, ignore: tuple[str, ...] = ()) -> list[str]:
+        """Top-level fields (sections, scalars) in which ``other`` differs, but ``ignore``."""
+        return [f.name for f in dataclasses.fields(RLConfig)
+                if f.name not in ignore and getattr(self, f.name) != getattr(other, f.name)]
+
     def to_yaml(self) -> str:
         """YAML text of :meth:`to_dict`."""
         return yaml.safe_dump(self.to_dict(), sort_keys=False)

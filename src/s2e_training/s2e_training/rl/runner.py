@@ -376,9 +376,7 @@ def _resume(config: RLConfig, run_dir: Path) -> dict[str, Any]:
     if not isinstance(data, dict) or data.get("kind") != RL_CHECKPOINT_KIND:
         raise S2EError(f"--resume: {latest} is not an RL checkpoint")
     saved = RLConfig.from_dict(data["rl_config"], source=f"{latest} (rl_config)")
-    ignore = {"total_env_steps"}
-    differences = [f.name for f in dataclasses.fields(RLConfig)
-                   if f.name not in ignore and getattr(saved, f.name) != getattr(config, f.name)]
+    differences = saved.differences(config, ignore=("total_env_steps",))
     if differences:
         raise S2EError(f"--resume: the config differs from the checkpoint {latest} in "
                        f"{', '.join(differences)}; only 'total_env_steps' may change when "
