@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -145,6 +146,44 @@ def test_update_follows_the_advantages_and_moves_only_trainable_parameters() -> 
         assert torch.equal(tensor, base_before[name]), name
 
 
+def test_value_warmup_moves_only_the_critic_at_its_own_rate() -> None:
+    """``train_policy=False`` fits the value head and leaves the actor bit-identical."""
+    from s2e_training.rl.config import RLConfig
+    from s2e_training.rl.runner import make_optimizer
+
+    policy = tiny_policy("ram")
+    storage = filled_storage(policy, seed=4)
+    storage.advantage.copy_(torch.where(storage.mode % 2 == 0, 1.0, -1.0))
+    storage.returns.copy_(storage.value + 3.0)
+    config = PPOConfig(steps_per_rollout=NUM_STEPS, epochs=4, minibatches=2, lr=3e-3,
+                       value_lr=3e-2, clip_value_loss=False, target_kl=None)
+    shipped = Path(__file__).resolve().parents[3] / "config" / "train" / "rl_small.yaml"
+    rl_config = dataclasses.replace(RLConfig.from_yaml(shipped), ppo=config)
+    optimizer = make_optimizer(policy, rl_config)
+    critic = {id(p) for p in policy.value_head.parameters()}
+    groups = optimizer.param_groups
+    assert [g["lr"] for g in groups] == [3e-3, 3e-2]
+    assert {id(p) for p in groups[1]["params"]} == critic
+    assert not critic & {id(p) for p in groups[0]["params"]} and groups[0]["params"]
+    actor_before = {name: p.detach().clone() for name, p in policy.named_parameters()
+                    if id(p) not in critic}
+    error_before = float((storage.value - storage.returns).abs().mean())
+    stats = ppo_update(policy, optimizer, storage, config, DT_S,
+                       torch.Generator().manual_seed(0), train_policy=False)
+    assert stats["minibatch_steps"] == 8
+    for name, param in policy.named_parameters():
+        if id(param) not in critic:
+            assert torch.equal(param, actor_before[name]), name
+    with torch.no_grad():
+        _, value = policy.policy_and_value_from(
+            {name: v.flatten(0, 1) for name, v in storage.inputs.items()})
+    assert float((value - storage.returns.flatten()).abs().mean()) < 0.5 * error_before
+    # the same update with the policy trained does move the actor
+    ppo_update(policy, optimizer, storage, config, DT_S, torch.Generator().manual_seed(0))
+    assert any(not torch.equal(p, actor_before[n]) for n, p in policy.named_parameters()
+               if id(p) not in critic)
+
+
 def test_frozen_encoders_store_the_memory_and_update_as_from_the_frames() -> None:
     assert set(tiny_policy("ram").rollout_input_shapes()) == {"memory"}
     assert set(tiny_policy("decoder").rollout_input_shapes()) == {"memory"}
@@ -197,6 +236,10 @@ def test_config_is_validated() -> None:
     with pytest.raises(S2EError, match=r"'ppo.target_kl' must be a finite number > 0"):
         PPOConfig(target_kl=-1.0)
     assert dataclasses.replace(PPOConfig(), target_kl=None).target_kl is None
+    with pytest.raises(S2EError, match=r"'ppo.value_lr' must be a finite number > 0"):
+        PPOConfig(value_lr=0.0)
+    with pytest.raises(S2EError, match=r"'ppo.value_warmup_updates' must be an integer >= 0"):
+        PPOConfig(value_warmup_updates=-1)
 
 
 WORKER = textwrap.dedent('''

@@ -52,11 +52,21 @@ class PPOConfig:
             ``N * num_envs`` transitions (per process).
         epochs: passes over each rollout.
         minibatches: minibatches per pass.
-        lr: Adam learning rate (constant).
+        lr: Adam learning rate (constant) of the actor's parameters (RAM, decoder or whole
+            network, and log-std).
+        value_lr: Adam learning rate of the value head; ``null``: ``lr``. The critic starts
+            from scratch while the actor starts pretrained, so it may need a far larger rate
+            than the actor's to track returns (explained variance) within a short run.
+        value_warmup_updates: updates at the start that train only the value head: the
+            policy stays the initial one (SFT) while the critic learns its returns, so the
+            first policy gradients use a fitted baseline rather than a random one. Their
+            environment steps count in the run's budget.
         gamma: discount per control step.
         gae_lambda: GAE lambda.
         clip_coef: surrogate clipping epsilon.
-        clip_value_loss: clip the value prediction to ``clip_coef`` around the old value.
+        clip_value_loss: clip the value prediction to ``clip_coef`` around the old value
+            (PPO2; with unnormalised returns of several units this also caps how far the
+            critic moves per update).
         value_coef: weight of the value loss.
         entropy_coef: weight of the entropy bonus (nats of the normalised mixture).
         target_kl: KL early-stop threshold per update (nats); ``null`` disables it.
@@ -68,6 +78,8 @@ class PPOConfig:
     epochs: int = 4
     minibatches: int = 4
     lr: float = 1.0e-4
+    value_lr: float | None = None
+    value_warmup_updates: int = 0
     gamma: float = 0.99
     gae_lambda: float = 0.95
     clip_coef: float = 0.2
@@ -86,9 +98,14 @@ class PPOConfig:
                     "max_grad_norm": self.max_grad_norm}
         if self.target_kl is not None:
             positive["target_kl"] = self.target_kl
+        if self.value_lr is not None:
+            positive["value_lr"] = self.value_lr
         for key, value in positive.items():
             if not (math.isfinite(value) and value > 0.0):
                 raise S2EError(f"'ppo.{key}' must be a finite number > 0, got {value!r}")
+        if self.value_warmup_updates < 0:
+            raise S2EError("'ppo.value_warmup_updates' must be an integer >= 0, got "
+                           f"{self.value_warmup_updates}")
         for key in ("gamma", "gae_lambda"):
             value = getattr(self, key)
             if not 0.0 <= value <= 1.0:
@@ -124,8 +141,11 @@ def compute_gae(storage: RolloutStorage, gamma: float, gae_lambda: float) -> Non
 
 
 def ppo_loss(policy: RamPolicy, batch: RolloutBatch, config: PPOConfig,
-             waypoint_dt_s: float) -> tuple[Tensor, dict[str, Tensor]]:
+             waypoint_dt_s: float, train_policy: bool = True) -> tuple[Tensor, dict[str, Tensor]]:
     """The PPO loss of one minibatch and its parts (see the module docstring).
+
+    With ``train_policy=False`` (value warm-up) the loss is ``value_coef * value_loss``
+    alone, so no gradient reaches the actor; every term is still computed and reported.
 
     Returns:
         ``(loss, terms)``: the scalar to back-propagate and detached scalars
@@ -148,7 +168,9 @@ def ppo_loss(policy: RamPolicy, batch: RolloutBatch, config: PPOConfig,
     value_loss = 0.5 * value_error.mean()
     entropy, mode_entropy, gaussian_entropy = distribution.mixture_entropy(output,
                                                                            policy.exploration)
-    loss = policy_loss + config.value_coef * value_loss - config.entropy_coef * entropy.mean()
+    loss = config.value_coef * value_loss
+    if train_policy:
+        loss = loss + policy_loss - config.entropy_coef * entropy.mean()
     with torch.no_grad():
         terms = {
             "policy_loss": policy_loss.detach(),
@@ -195,6 +217,7 @@ def ppo_update(
     waypoint_dt_s: float,
     generator: torch.Generator,
     distributed: DistributedContext = SINGLE_PROCESS,
+    train_policy: bool = True,
 ) -> dict[str, float]:
     """Run the PPO epochs on a rollout whose advantages are computed (:func:`compute_gae`).
 
@@ -206,6 +229,7 @@ def ppo_update(
         waypoint_dt_s: the model's waypoint time step (s), for the action density.
         generator: orders the minibatches.
         distributed: this process's place in the group.
+        train_policy: False during the value warm-up (only the value loss is minimised).
 
     Returns:
         Means over the minibatches applied of the :func:`ppo_loss` terms, plus
@@ -227,7 +251,7 @@ def ppo_update(
                                          config.normalise_advantages):
             optimizer.zero_grad(set_to_none=True)
             if batch.mode.numel():
-                loss, terms = ppo_loss(policy, batch, config, waypoint_dt_s)
+                loss, terms = ppo_loss(policy, batch, config, waypoint_dt_s, train_policy)
                 if not torch.isfinite(loss):
                     parts = ", ".join(f"{k} {float(v):.4g}" for k, v in terms.items())
                     raise S2EError(f"PPO loss is not finite ({parts}); lower ppo.lr")

@@ -126,8 +126,18 @@ def build_policy(base: S2EPolicyNet, config: RLConfig) -> RamPolicy:
 
 
 def make_optimizer(policy: RamPolicy, config: RLConfig) -> torch.optim.Adam:
-    """Adam over the policy's trainable parameters (``ppo.lr``, :data:`ADAM_EPS`)."""
-    return torch.optim.Adam(policy.trainable_parameters(), lr=config.ppo.lr, eps=ADAM_EPS)
+    """Adam (:data:`ADAM_EPS`) over the policy's trainable parameters in two groups.
+
+    Group 0: the actor's (``ppo.lr``); group 1: the value head's (``ppo.value_lr``, or
+    ``ppo.lr`` when it is null).
+    """
+    ppo = config.ppo
+    critic = {id(p) for p in policy.value_head.parameters()}
+    trainable = policy.trainable_parameters()
+    return torch.optim.Adam(
+        [{"params": [p for p in trainable if id(p) not in critic], "lr": ppo.lr},
+         {"params": [p for p in trainable if id(p) in critic],
+          "lr": ppo.lr if ppo.value_lr is None else ppo.value_lr}], eps=ADAM_EPS)
 
 
 def load_rl_checkpoint(path: Path) -> tuple[RamPolicy, RLConfig, TrainConfig, np.ndarray, int]:
@@ -571,7 +581,8 @@ def _loop(config: RLConfig, run_dir: Path, policy: RamPolicy, optimizer: torch.o
                     generator)
                 compute_gae(storage, ppo.gamma, ppo.gae_lambda)
                 stats = ppo_update(policy, optimizer, storage, ppo, model.waypoint_dt_s,
-                                   generator, distributed)
+                                   generator, distributed,
+                                   train_policy=update >= ppo.value_warmup_updates)
                 update += 1
                 env_steps += steps_per_update
                 episodes = tracker.pop_finished()
