@@ -56,18 +56,13 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from s2e_policy.embodiment import load_embodiment
 from s2e_policy.errors import S2EError
-from s2e_sim_bridge.navbench import report
-from s2e_sim_bridge.navbench.agents import make_agent
 from s2e_sim_bridge.navbench.metrics import EpisodeMetrics
-from s2e_sim_bridge.navbench.runner import episode_set_for, run_episode_set
-from s2e_sim_bridge.navbench.sim import NavBenchSim, SimConfig
-from s2e_sim_bridge.scene import generate_street_scene, load_scene
+from s2e_sim_bridge.navbench.sim import SimConfig
 from s2e_training.export.onnx_export import export_network, load_export_source
 from s2e_training.pretrained import shipped_checkpoint_path
 from s2e_training.rl import VARIANTS, RLConfig, train_rl
-from s2e_training.rl.runner import RL_CONFIG_FILE
+from s2e_training.rl.runner import RL_CONFIG_FILE, Evaluator
 from s2e_training.train.checkpoint import checkpoint_path, latest_checkpoint
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -206,29 +201,24 @@ def evaluate_heldout(checkpoints: dict[str, dict[int, Path | None]],
         ``{variant: {seed: episodes}}`` of the evaluated tasks.
     """
     config = RLConfig.from_yaml(args.config)
-    ev = config.eval
-    tasks = tuple(args.tasks) if args.tasks else ev.tasks
-    scene = load_scene(ev.scene) if ev.scene else generate_street_scene(ev.scene_seed)[0]
-    sim = NavBenchSim(scene, load_embodiment(config.env.embodiment),
-                      SimConfig(render_width_px=args.heldout_render_width))
     root = args.out / HELDOUT_DIR
     root.mkdir(parents=True, exist_ok=True)
-    sets = [episode_set_for(sim, task, args.heldout_episodes, args.heldout_seed,
-                            cache=root / f"episodes_{task}.json") for task in tasks]
+    evaluator = Evaluator(config, root, tasks=args.tasks or None,
+                          episodes=args.heldout_episodes, seed=args.heldout_seed,
+                          render_width_px=args.heldout_render_width)
     results: dict[str, dict[int, list[EpisodeMetrics]]] = {}
     for variant, runs in checkpoints.items():
         for seed, checkpoint in runs.items():
             name = f"{variant}_seed_{seed}"
-            agent = make_agent(export_policy(checkpoint or args.init, root / f"{name}.onnx",
-                                             config.env.embodiment))
+            policy_file = export_policy(checkpoint or args.init, root / f"{name}.onnx",
+                                        config.env.embodiment)
             start = time.perf_counter()
-            for episode_set in sets:
-                run_episode_set(sim, episode_set, agent, root / name, num_videos=0,
-                                progress=not args.no_progress)
+            episodes = evaluator.evaluate(policy_file, root / name,
+                                          progress=not args.no_progress)
             print(f"{variant} seed {seed}: held-out episodes in "
                   f"{time.perf_counter() - start:.0f} s", flush=True)
-            results.setdefault(variant, {})[seed] = [
-                m for m in report.read_finished(root / name) if m.task in tasks]
+            results.setdefault(variant, {})[seed] = [m for task_episodes in episodes.values()
+                                                     for m in task_episodes]
     return results
 
 

@@ -38,7 +38,7 @@ from s2e_training.pretrained import shipped_checkpoint_path
 from s2e_training.rl import RLConfig, load_rl_checkpoint, train_rl
 from s2e_training.rl import runner as rl_runner
 from s2e_training.rl.config import env_config
-from s2e_training.rl.runner import EVAL_DIR, EVAL_EPISODES_FILE, eval_dir
+from s2e_training.rl.runner import EVAL_DIR, EVAL_EPISODES_FILE, EVAL_POLICY_FILE, eval_dir
 from s2e_training.train import CheckpointError, TrainConfig, load_checkpoint, pretrain
 from s2e_training.train.checkpoint import list_checkpoints
 
@@ -198,6 +198,11 @@ def test_cli_trains_logs_evaluates_and_resumes_after_ctrl_c(world, tmp_path, mon
     errors_vs_base = max_abs_errors(base, open_session(onnx_path), frames.numpy(),
                                     goal.numpy())
     assert errors_vs_base["traj_m"] > FP32_PARITY_ATOL  # not the pretrained network
+    # Each evaluation drove the policy of its update, exported as the robot would run it.
+    for update, network in ((0, base), (3, policy)):
+        evaluated = open_session(eval_dir(out, update) / EVAL_POLICY_FILE)
+        errors = max_abs_errors(network, evaluated, frames.numpy(), goal.numpy())
+        assert max(errors.values()) < FP32_PARITY_ATOL, update
 
     # A finished run has nothing left to do; more steps continue it.
     result = train_rl(RLConfig.from_yaml(config), out, resume=True, progress=False)

@@ -15,10 +15,11 @@ One run (:func:`train_rl`), top to bottom:
    ``reward/<term>`` (every reward term separately, mean per step), ``episode/*`` (return,
    length, success rate, collision penalty of the training episodes that ended),
    ``eval/<task>/*`` (SR, collisions per episode, route completion, SPL));
-5. evaluation (process 0) on held-out episodes (:class:`Evaluator`): the deterministic
-   policy (top-scored mode's mean trajectory, what the robot runs) drives each episode to its
-   end in a NavBench-GS env; metrics, CSV and ``metrics.json`` come from the NavBench
-   runner/metrics/report modules, written to ``<run>/eval/update_<n>/``;
+5. evaluation (process 0) on held-out episodes (:class:`Evaluator`): the policy is exported
+   to ``<run>/eval/update_<n>/policy.onnx`` and driven as ``s2e navbench --policy`` drives
+   it (ONNX Runtime, deterministic: the top-scored mode's mean trajectory, what the robot
+   runs), each episode to its end; per-episode CSV and ``metrics.json`` are written next to
+   it;
 6. checkpoints every ``checkpoint_every_updates`` updates, at the end and on Ctrl-C, with
    the project's atomic writer (:func:`save_checkpoint`): ``step`` is the number of PPO
    updates, ``model`` the whole :class:`RamPolicy` state, ``config``/``anchors`` those of the
@@ -58,13 +59,17 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from s2e_policy.embodiment import load_embodiment
 from s2e_policy.errors import S2EError
-from s2e_sim_bridge.envs import NavBenchEnv, make_vector_env
+from s2e_sim_bridge.envs import make_vector_env
 from s2e_sim_bridge.navbench import report
+from s2e_sim_bridge.navbench.agents import make_agent
 from s2e_sim_bridge.navbench.episodes import EpisodeSet
-from s2e_sim_bridge.navbench.metrics import EpisodeMetrics, aggregate, episode_metrics
-from s2e_sim_bridge.navbench.runner import episode_set_for
-from s2e_training.model.config import ModelConfig
+from s2e_sim_bridge.navbench.metrics import EpisodeMetrics, aggregate
+from s2e_sim_bridge.navbench.runner import episode_set_for, run_episode_set
+from s2e_sim_bridge.navbench.sim import NavBenchSim, SimConfig
+from s2e_sim_bridge.scene import generate_street_scene, load_scene
+from s2e_training.export.onnx_export import export_network
 from s2e_training.model.network import S2EPolicyNet
 from s2e_training.rl import distribution
 from s2e_training.rl.config import RLConfig, env_config
@@ -109,8 +114,8 @@ DEFAULT_TORCH_THREADS = 1
 """Intra-op threads of the learner process by default (see :func:`train_rl`)."""
 ADAM_EPS = 1e-5
 """Adam's epsilon (CleanRL's PPO value; PyTorch's default 1e-8 is for supervised training)."""
-EVAL_POOL_SIZE = 1
-"""Episode-pool size of an evaluation env (it runs the held-out set, not its pool)."""
+EVAL_POLICY_FILE = "policy.onnx"
+"""The policy an evaluation drove, exported into its ``eval/update_<n>/`` folder."""
 
 
 def eval_dir(run_dir: Path, update: int) -> Path:
@@ -177,74 +182,71 @@ def _to_tensors(obs: dict[str, np.ndarray], device: torch.device) -> tuple[torch
 
 
 class Evaluator:
-    """Held-out NavBench-GS evaluation of a policy (one env and episode set per task).
+    """Held-out NavBench-GS evaluation of a policy as it ships.
+
+    The policy is exported to ONNX (:meth:`export`) and driven by the runner of
+    ``s2e navbench --policy FILE.onnx`` (ONNX Runtime, the onboard preprocessing and
+    controller, the benchmark's rules: collisions are counted and the episode goes on). One
+    simulator on the held-out street (``eval.scene``, or the generated street of
+    ``eval.scene_seed``) and one episode set per task, saved as ``episodes_<task>.json`` in
+    ``episodes_dir`` and reused from there, so a resumed run, or another policy, drives the
+    same episodes.
 
     Args:
-        config: the RL config (``eval`` section; ``env`` for embodiment and rendering).
-        model: the network's config (observation shapes, control rate).
-        run_dir: the episode sets are saved in ``<run_dir>/eval/`` (and reused from there).
-        device: where the policy runs.
+        config: the RL config: ``eval`` (tasks, street, episode count and seed) and ``env``
+            (embodiment, camera width).
+        episodes_dir: folder of the saved episode sets.
+        tasks: overrides ``eval.tasks``.
+        episodes: overrides ``eval.episodes`` (per task).
+        seed: overrides ``eval.seed`` (the episode seed).
+        render_width_px: overrides ``env.render_width_px`` (the camera's width).
     """
 
-    def __init__(self, config: RLConfig, model: ModelConfig, run_dir: Path,
-                 device: torch.device) -> None:
-        self.device = device
-        self.dt = model.waypoint_dt_s
+    def __init__(self, config: RLConfig, episodes_dir: Path, *,
+                 tasks: Sequence[str] | None = None, episodes: int | None = None,
+                 seed: int | None = None, render_width_px: int | None = None) -> None:
         ev = config.eval
-        section = dataclasses.replace(config.env, scene_seed=ev.scene_seed)
-        self.envs: dict[str, NavBenchEnv] = {}
-        self.sets: dict[str, EpisodeSet] = {}
-        for task in ev.tasks:
-            env = NavBenchEnv(ev.scene, env_config(section, model, task, EVAL_POOL_SIZE,
-                                                   training=False),
-                              seed=ev.seed)
-            cache = Path(run_dir) / EVAL_DIR / EVAL_EPISODES_FILE.format(task=task)
-            self.envs[task] = env
-            self.sets[task] = episode_set_for(env.sim, task, ev.episodes, ev.seed, cache=cache)
+        self.embodiment = config.env.embodiment
+        scene = load_scene(ev.scene) if ev.scene else generate_street_scene(ev.scene_seed)[0]
+        width = config.env.render_width_px if render_width_px is None else render_width_px
+        self.sim = NavBenchSim(scene, load_embodiment(self.embodiment),
+                               SimConfig(render_width_px=width))
+        count = ev.episodes if episodes is None else episodes
+        episode_seed = ev.seed if seed is None else seed
+        self.sets: dict[str, EpisodeSet] = {
+            task: episode_set_for(self.sim, task, count, episode_seed,
+                                  cache=Path(episodes_dir) / EVAL_EPISODES_FILE.format(task=task))
+            for task in (ev.tasks if tasks is None else tasks)}
 
-    @torch.no_grad()
-    def run_episode(self, policy: RamPolicy, task: str, index: int) -> EpisodeMetrics:
-        """Drive episode ``index`` of ``task`` to its end with the deterministic policy."""
-        env, episode_set = self.envs[task], self.sets[task]
-        obs, _ = env.reset(options={"episode": episode_set.episodes[index]})
-        done = False
-        while not done:
-            frames, goal = _to_tensors({k: v[None] for k, v in obs.items()}, self.device)
-            action = distribution.greedy_waypoints_m(policy(frames, goal))[0]
-            obs, _, terminated, truncated, _ = env.step(action.cpu().numpy())
-            done = terminated or truncated
-        return episode_metrics(env.sim.record(), episode_set.task.personal_space_m)
+    def export(self, policy: RamPolicy | S2EPolicyNet, out: Path, train_config: TrainConfig,
+               update: int) -> Path:
+        """Write ``policy`` as the ONNX policy ``out`` (its contract names the embodiment)."""
+        export_network(policy, out, embodiment=self.embodiment, train_config=train_config,
+                       checkpoint_step=update)
+        return out
 
-    def evaluate(self, policy: RamPolicy, out_dir: Path,
-                 meta: dict[str, Any]) -> dict[str, dict]:
-        """Run every held-out episode; write NavBench-GS results to ``out_dir``.
+    def evaluate(self, policy_file: Path, out_dir: Path, meta: dict[str, Any] | None = None,
+                 progress: bool = False) -> dict[str, list[EpisodeMetrics]]:
+        """Run every held-out episode not yet finished in ``out_dir``; results go there.
+
+        Args:
+            policy_file: an ONNX policy (:meth:`export`).
+            out_dir: NavBench-GS result folder (per-episode CSV and trajectories; with
+                ``meta``, also ``metrics.json`` with the aggregates per task).
+            meta: what ``metrics.json`` records about the run, or None to write none.
+            progress: show a progress bar per task.
 
         Returns:
-            ``{task: aggregate}`` (:func:`s2e_sim_bridge.navbench.metrics.aggregate`).
+            ``{task: episodes}``, in episode-set order.
         """
-        out_dir.mkdir(parents=True, exist_ok=True)
-        was_training = policy.training
-        policy.eval()
-        per_task: dict[str, dict] = {}
-        try:
-            for task, episode_set in self.sets.items():
-                done = {m.episode_id: m for m in report.read_finished(out_dir) if m.task == task}
-                for i, episode in enumerate(episode_set.episodes):
-                    if episode.episode_id in done:
-                        continue
-                    metrics = self.run_episode(policy, task, i)
-                    report.append_episode(out_dir, metrics, self.envs[task].sim.record().poses)
-                    done[metrics.episode_id] = metrics
-                per_task[task] = aggregate([done[e.episode_id] for e in episode_set.episodes])
-        finally:
-            policy.train(was_training)
-        report.write_metrics(out_dir, per_task, meta)
-        return per_task
-
-    def close(self) -> None:
-        """Release the evaluation environments."""
-        for env in self.envs.values():
-            env.close()
+        agent = make_agent(policy_file)
+        results = {task: run_episode_set(self.sim, episode_set, agent, out_dir, num_videos=0,
+                                         progress=progress)
+                   for task, episode_set in self.sets.items()}
+        if meta is not None:
+            report.write_metrics(out_dir, {task: r.aggregate for task, r in results.items()},
+                                 meta)
+        return {task: r.episodes for task, r in results.items()}
 
 
 @dataclass
@@ -475,7 +477,6 @@ def _train_rl(config: RLConfig, run_dir: Path, init: Path | None, resume: bool,
     """:func:`train_rl` inside its process group."""
     policy, train_config, anchors, state, init_source = _initial_state(config, run_dir, init,
                                                                        resume)
-    model = train_config.model
     policy.to(device)
     ppo = config.ppo
     env_count = config.env.num_envs
@@ -494,7 +495,7 @@ def _train_rl(config: RLConfig, run_dir: Path, init: Path | None, resume: bool,
                  count_parameters(list(policy.parameters())), start, total_updates,
                  steps_per_update)
     meta = {"variant": config.policy.variant, "init_checkpoint": init_source}
-    evaluator = Evaluator(config, model, run_dir, device) if distributed.is_main else None
+    evaluator = Evaluator(config, run_dir / EVAL_DIR) if distributed.is_main else None
     writer = _summary_writer(run_dir, env_steps) if distributed.is_main else None
     last_eval: dict[str, dict] = {}
 
@@ -502,8 +503,11 @@ def _train_rl(config: RLConfig, run_dir: Path, init: Path | None, resume: bool,
         nonlocal last_eval
         if evaluator is None:
             return
-        last_eval = evaluator.evaluate(policy, eval_dir(run_dir, update),
-                                       {**meta, "update": update, "env_steps": steps_done})
+        out = eval_dir(run_dir, update)
+        episodes = evaluator.evaluate(
+            evaluator.export(policy, out / EVAL_POLICY_FILE, train_config, update), out,
+            {**meta, "update": update, "env_steps": steps_done})
+        last_eval = {task: aggregate(done) for task, done in episodes.items()}
         for task, agg in last_eval.items():
             for key in EVAL_METRICS:
                 writer.add_scalar(f"eval/{task}/{key}", agg[key], steps_done)
@@ -533,8 +537,6 @@ def _train_rl(config: RLConfig, run_dir: Path, init: Path | None, resume: bool,
     finally:
         if writer is not None:
             writer.close()
-        if evaluator is not None:
-            evaluator.close()
 
 
 def _loop(config: RLConfig, run_dir: Path, policy: RamPolicy, optimizer: torch.optim.Optimizer,
