@@ -294,6 +294,8 @@ def test_shipped_rl_config_loads_and_fits_the_shipped_policy() -> None:
     assert (config.policy.variant, config.env.task) == ("ram", "pedestrian")
     assert config.policy.mode_temperature == 0.3 and config.policy.min_sigma_m == 0.02
     assert config.total_env_steps == 20480
+    assert (config.ppo.lr, config.ppo.value_lr, config.ppo.value_warmup_updates,
+            config.ppo.clip_value_loss) == (3.0e-5, 1.0e-3, 10, False)
     # it renders the camera the shipped policy was pretrained on, not upsampled frames
     _, train_config, _, _ = load_checkpoint(shipped_checkpoint_path())
     env = env_config(config.env, train_config.model)
