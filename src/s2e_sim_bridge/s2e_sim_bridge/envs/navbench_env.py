@@ -42,9 +42,10 @@ from s2e_policy.geometry import encode_goal, world_to_robot
 from s2e_policy.preprocess import preprocess_image
 from s2e_sim_bridge.navbench.episodes import Episode, sample_episodes
 from s2e_sim_bridge.navbench.obstacles import obstacle_occupancy_fn
+from s2e_sim_bridge.navbench.runner import load_navbench_scene
 from s2e_sim_bridge.navbench.sim import NavBenchSim, Observation, SimConfig
 from s2e_sim_bridge.navbench.tasks import get_task
-from s2e_sim_bridge.scene import GaussianScene, generate_street_scene, load_scene
+from s2e_sim_bridge.scene import GaussianScene
 
 ACTION_TYPES = ("velocity", "waypoints")
 
@@ -123,10 +124,8 @@ class NavBenchEnv(gym.Env):
         self.config = cfg = config or EnvConfig()
         if cfg.action_type not in ACTION_TYPES:
             raise S2EError(f"action_type {cfg.action_type!r}; expected one of {ACTION_TYPES}")
-        if scene is None:
-            scene = generate_street_scene(cfg.scene_seed)[0]
-        elif not isinstance(scene, GaussianScene):
-            scene = load_scene(scene)
+        if not isinstance(scene, GaussianScene):
+            scene = load_navbench_scene(scene, cfg.scene_seed)
         self.render_mode = render_mode
         self.embodiment: Embodiment = load_embodiment(cfg.embodiment)
         self.task = get_task(cfg.task)

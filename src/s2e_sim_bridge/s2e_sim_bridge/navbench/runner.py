@@ -80,10 +80,11 @@ def run_episode(sim: NavBenchSim, episode_set: EpisodeSet, index: int, agent: Na
     return episode_metrics(record, episode_set.task.personal_space_m), record.poses, frames
 
 
-def load_navbench_scene(path: Path | None) -> GaussianScene:
-    """A scene file (with its scene YAML), or the generated default street when None."""
+def load_navbench_scene(path: str | Path | None,
+                        seed: int = DEFAULT_SCENE_SEED) -> GaussianScene:
+    """A scene file (with its scene YAML), or the generated street of ``seed`` when None."""
     if path is None:
-        return generate_street_scene(DEFAULT_SCENE_SEED)[0]
+        return generate_street_scene(seed)[0]
     return load_scene(path)
 
 

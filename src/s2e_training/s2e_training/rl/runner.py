@@ -66,9 +66,8 @@ from s2e_sim_bridge.navbench import report
 from s2e_sim_bridge.navbench.agents import make_agent
 from s2e_sim_bridge.navbench.episodes import EpisodeSet
 from s2e_sim_bridge.navbench.metrics import EpisodeMetrics, aggregate
-from s2e_sim_bridge.navbench.runner import episode_set_for, run_episode_set
+from s2e_sim_bridge.navbench.runner import episode_set_for, load_navbench_scene, run_episode_set
 from s2e_sim_bridge.navbench.sim import NavBenchSim, SimConfig
-from s2e_sim_bridge.scene import generate_street_scene, load_scene
 from s2e_training.export.onnx_export import export_network
 from s2e_training.model.network import S2EPolicyNet
 from s2e_training.rl import distribution
@@ -207,7 +206,7 @@ class Evaluator:
                  seed: int | None = None, render_width_px: int | None = None) -> None:
         ev = config.eval
         self.embodiment = config.env.embodiment
-        scene = load_scene(ev.scene) if ev.scene else generate_street_scene(ev.scene_seed)[0]
+        scene = load_navbench_scene(ev.scene, ev.scene_seed)
         width = config.env.render_width_px if render_width_px is None else render_width_px
         self.sim = NavBenchSim(scene, load_embodiment(self.embodiment),
                                SimConfig(render_width_px=width))
