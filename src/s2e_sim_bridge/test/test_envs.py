@@ -133,3 +133,30 @@ def test_collision_rule_can_end_training_episodes(scene, terminate) -> None:
     assert terminated is (terminate is True)
     assert (info["termination"] == "collision") is (terminate is True)
     assert env.task.terminate_on_collision is (terminate is True)
+
+
+def test_one_env_trains_on_several_scenes(scene) -> None:
+    other = generate_street_scene(8, **STREET)[0]
+    env = NavBenchEnv([scene, other], SMALL, seed=0)
+    # Each scene has its own pool; scene 0's is the single-scene environment's pool.
+    assert [k for k, _ in env.pool] == [0] * 3 + [1] * 3
+    single = NavBenchEnv(scene, SMALL, seed=0)
+    assert [e for _, e in env.pool[:3]] == [e for _, e in single.pool]
+    assert [e.start for _, e in env.pool[3:]] != [e.start for _, e in single.pool]
+    seen = set()
+    for seed in range(12):
+        obs, info = env.reset(seed=seed)
+        k = info["scene_index"]
+        seen.add(k)
+        assert env.sim.scene is (scene, other)[k]
+        assert np.allclose(obs["frames"][-1], preprocess_image(env.sim.render_camera(), 32))
+        env.step(np.zeros(3, np.float32))
+    assert seen == {0, 1}
+    _, info = env.reset(options={"episode": env.pool[4][1], "scene_index": 1})
+    assert info["scene_index"] == 1 and env.sim.scene is other
+    with pytest.raises(S2EError, match="scene_index 2"):
+        env.reset(options={"episode": env.pool[0][1], "scene_index": 2})
+    with pytest.raises(S2EError, match="scenes is 2"):
+        NavBenchEnv(scene, EnvConfig(**{**SMALL.__dict__, "scenes": 2}))
+    with pytest.raises(S2EError, match="empty"):
+        NavBenchEnv([], SMALL)

@@ -258,6 +258,17 @@ def test_bad_input_is_refused(world, tmp_path) -> None:
     bad.write_text(yaml.safe_dump({**RL, "eval": {"tasks": ["stairs"]}}))
     with pytest.raises(S2EError, match=r"unknown task 'stairs'"):
         RLConfig.from_yaml(bad)
+    # training on several streets must leave the held-out one out
+    bad.write_text(yaml.safe_dump({**RL, "env": {"scene_seed": 0, "scenes": 3},
+                                   "eval": {"scene_seed": 2}}))
+    with pytest.raises(S2EError, match=r"'eval.scene_seed' 2 is one of the training streets"):
+        RLConfig.from_yaml(bad)
+    bad.write_text(yaml.safe_dump({**RL, "env": {"scene": "a.ply", "scenes": 2}}))
+    with pytest.raises(S2EError, match=r"'env.scenes' is 2 with 'env.scene' 'a.ply'"):
+        RLConfig.from_yaml(bad)
+    bad.write_text(yaml.safe_dump({**RL, "env": {"scenes": 0}}))
+    with pytest.raises(S2EError, match=r"'env.scenes' must be >= 1"):
+        RLConfig.from_yaml(bad)
     # 32 px wide renders 32x24 frames: the 32x32 policy input would be upsampled
     with pytest.raises(S2EError, match=r"'env.render_width_px' 32 renders 32x24 frames.*"
                                        r"render at least 43 px wide"):

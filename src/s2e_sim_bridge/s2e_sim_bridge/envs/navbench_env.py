@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -48,6 +49,11 @@ from s2e_sim_bridge.navbench.tasks import get_task
 from s2e_sim_bridge.scene import GaussianScene
 
 ACTION_TYPES = ("velocity", "waypoints")
+SceneArg = GaussianScene | str | Path
+STREET_POOL_SEED_STRIDE = 1_000_003
+"""Episode-pool seeds of one environment's streets are ``seed + k * stride`` (street ``k``):
+street 0 keeps the single-street pool, and the environments of a vector env (seeds
+``seed, seed + 1, ...``) never share a pool."""
 
 
 @dataclass(frozen=True)
@@ -70,12 +76,17 @@ class EnvConfig:
     Attributes:
         task: NavBench-GS task name.
         embodiment: embodiment name or YAML path.
-        scene_seed: seed of the generated street when no scene is given.
+        scene_seed: seed of the generated street when no scene is given (the first one
+            when ``scenes`` > 1).
+        scenes: generated streets the environment trains on, seeds ``scene_seed``,
+            ``scene_seed + 1``, ...; each reset draws its episode from all of them, so one
+            environment sees every street. Only with no scene given.
         context_frames: ``T`` images in the observation.
         image_size_px: ``S`` of the square policy input.
         action_type: ``velocity`` or ``waypoints``.
         num_waypoints: ``W`` for the ``waypoints`` action.
-        episode_pool_size: episodes sampled once at construction; resets draw from them.
+        episode_pool_size: episodes sampled once at construction per street; resets draw
+            from them.
         sim: simulator settings (rates, render size, backend).
         reward: reward weights.
         terminate_on_collision: ``True`` ends an episode (``terminated``, a failure) at its
@@ -88,6 +99,7 @@ class EnvConfig:
     task: str = "empty"
     embodiment: str = "wheeled"
     scene_seed: int = 0
+    scenes: int = 1
     context_frames: int = 5
     image_size_px: int = 96
     action_type: str = "velocity"
@@ -111,34 +123,56 @@ class NavBenchEnv(gym.Env):
     """One robot in one NavBench-GS scene (see the module docstring for spaces and rewards).
 
     Args:
-        scene: a scene, a scene file, or None for the generated street (``scene_seed``).
+        scene: a scene or scene file, a list of them (each reset draws its episode from all
+            of their pools), or None for the generated streets (``scene_seed``, ``scenes``).
         config: environment settings.
-        seed: seed of the episode pool (``reset(seed=...)`` seeds the draws from it).
+        seed: seed of the episode pool (``reset(seed=...)`` seeds the draws from it); the
+            pool of street ``k`` is sampled with seed ``seed + k * STREET_POOL_SEED_STRIDE``.
+
+    Attributes:
+        sim: the simulator of the current episode's scene.
+        sidewalks: its ``(road_half_width_m, sidewalk_width_m)``, or None.
+        pool: ``(scene index, episode)`` pairs the resets draw from.
     """
 
     metadata: ClassVar[dict] = {"render_modes": ["rgb_array"], "render_fps": 5}
 
-    def __init__(self, scene: GaussianScene | str | Path | None = None,
+    def __init__(self, scene: SceneArg | Sequence[SceneArg] | None = None,
                  config: EnvConfig | None = None, seed: int = 0,
                  render_mode: str | None = None) -> None:
         self.config = cfg = config or EnvConfig()
         if cfg.action_type not in ACTION_TYPES:
             raise S2EError(f"action_type {cfg.action_type!r}; expected one of {ACTION_TYPES}")
-        if not isinstance(scene, GaussianScene):
-            scene = load_navbench_scene(scene, cfg.scene_seed)
+        if cfg.scenes < 1:
+            raise S2EError(f"EnvConfig.scenes must be >= 1, got {cfg.scenes}")
+        if scene is None:
+            scenes = [load_navbench_scene(None, cfg.scene_seed + k) for k in range(cfg.scenes)]
+        elif cfg.scenes != 1:
+            raise S2EError(f"EnvConfig.scenes is {cfg.scenes}, but scenes were given; it "
+                           "counts generated streets (scene=None)")
+        else:
+            given = list(scene) if isinstance(scene, (list, tuple)) else [scene]
+            if not given:
+                raise S2EError("NavBenchEnv: the list of scenes is empty")
+            scenes = [s if isinstance(s, GaussianScene) else load_navbench_scene(s)
+                      for s in given]
         self.render_mode = render_mode
         self.embodiment: Embodiment = load_embodiment(cfg.embodiment)
         self.task = get_task(cfg.task)
         if cfg.terminate_on_collision is not None:
             self.task = dataclasses.replace(
                 self.task, terminate_on_collision=bool(cfg.terminate_on_collision))
-        self.sim = NavBenchSim(scene, self.embodiment, dataclasses.replace(cfg.sim, render=True))
-        self.sidewalks = _street_sidewalks(scene)
+        sim_config = dataclasses.replace(cfg.sim, render=True)
+        self._scenes = [(NavBenchSim(s, self.embodiment, sim_config), _street_sidewalks(s))
+                        for s in scenes]
+        self.sim, self.sidewalks = self._scenes[0]
         e = self.embodiment
-        self.pool: list[Episode] = sample_episodes(
-            self.sim.base_occupancy, self.task, cfg.episode_pool_size, seed,
-            e.footprint_radius_m, e.nominal_speed_mps,
-            obstacle_occupancy_fn(scene.info.floor_height_m, cfg.sim.occupancy))
+        self.pool: list[tuple[int, Episode]] = [
+            (k, episode) for k, (sim, _) in enumerate(self._scenes)
+            for episode in sample_episodes(
+                sim.base_occupancy, self.task, cfg.episode_pool_size,
+                seed + k * STREET_POOL_SEED_STRIDE, e.footprint_radius_m, e.nominal_speed_mps,
+                obstacle_occupancy_fn(sim.scene.info.floor_height_m, cfg.sim.occupancy))]
         s, t = cfg.image_size_px, cfg.context_frames
         self.observation_space = spaces.Dict({
             "frames": spaces.Box(0.0, 1.0, (t, 3, s, s), np.float32),
@@ -164,7 +198,7 @@ class NavBenchEnv(gym.Env):
     def _info(self, obs: Observation) -> dict:
         return {"pose": obs.pose.copy(), "geodesic_to_goal_m": obs.geodesic_to_goal_m,
                 "pedestrians_xy": obs.pedestrians_xy.copy(),
-                "episode_id": self.sim.episode.episode_id}
+                "episode_id": self.sim.episode.episode_id, "scene_index": self._scene_index}
 
     def _sidewalk_term(self, y: float) -> float:
         """0 on a sidewalk's centre line, 1 at its edges or anywhere on the road."""
@@ -177,10 +211,21 @@ class NavBenchEnv(gym.Env):
 
     # ------------------------------------------------------------------ gym API
     def reset(self, *, seed: int | None = None, options: dict | None = None):
-        """Start an episode: ``options={"episode": Episode}`` or a draw from the pool."""
+        """Start an episode: a draw from the pool, or ``options={"episode": Episode}``.
+
+        The given episode runs on scene ``options["scene_index"]`` (default 0).
+        """
         super().reset(seed=seed)
-        episode = (options or {}).get("episode") or self.pool[
-            int(self.np_random.integers(len(self.pool)))]
+        options = options or {}
+        if options.get("episode") is not None:
+            index, episode = int(options.get("scene_index", 0)), options["episode"]
+            if not 0 <= index < len(self._scenes):
+                raise S2EError(f"reset: scene_index {index} is not one of this environment's "
+                               f"{len(self._scenes)} scenes")
+        else:
+            index, episode = self.pool[int(self.np_random.integers(len(self.pool)))]
+        self._scene_index = index
+        self.sim, self.sidewalks = self._scenes[index]
         obs = self.sim.reset(episode, self.task)
         self.limiter.reset()
         self._frames.clear()
@@ -228,8 +273,8 @@ ENV_ID = "NavBenchGS-v0"
 
 
 def make_vector_env(num_envs: int, asynchronous: bool = True,
-                    scene: str | Path | None = None, config: EnvConfig | None = None,
-                    seed: int = 0) -> gym.vector.VectorEnv:
+                    scene: SceneArg | Sequence[SceneArg] | None = None,
+                    config: EnvConfig | None = None, seed: int = 0) -> gym.vector.VectorEnv:
     """``num_envs`` NavBench-GS environments, in subprocesses when ``asynchronous``.
 
     Episode pools are seeded ``seed, seed + 1, ...`` so the copies see different episodes.
@@ -243,8 +288,8 @@ def make_vector_env(num_envs: int, asynchronous: bool = True,
     return gym.vector.SyncVectorEnv(fns)
 
 
-def _worker_env(scene: str | Path | None, config: EnvConfig | None, seed: int,
-                threads: int) -> NavBenchEnv:
+def _worker_env(scene: SceneArg | Sequence[SceneArg] | None, config: EnvConfig | None,
+                seed: int, threads: int) -> NavBenchEnv:
     """An env for a vector-env subprocess whose compiled kernels use ``threads`` threads.
 
     Subprocesses share the machine's cores: each numba parallel region (the cpu renderer)

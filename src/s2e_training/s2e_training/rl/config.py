@@ -6,7 +6,8 @@ take the defaults documented on each dataclass)::
     policy:  {variant: ram|decoder|full|sft, value_hidden, learn_log_std, min_sigma_m,
               mode_temperature}
                                                                            -> PolicyConfig
-    env:     {task, embodiment, scene, scene_seed, render_width_px, num_envs, asynchronous,
+    env:     {task, embodiment, scene, scene_seed, scenes, render_width_px, num_envs,
+              asynchronous,
               episode_pool_size, terminate_on_collision,
               reward: {<RewardConfig field>: weight}}                     -> RolloutEnvConfig
     ppo:     {<PPOConfig field>: value}                                   -> PPOConfig
@@ -99,8 +100,11 @@ class RolloutEnvConfig:
         task: NavBench-GS task of the training episodes.
         embodiment: embodiment name or YAML path.
         scene: scene file (PLY/.splat with its scene YAML), or ``null`` for the generated
-            street of ``scene_seed``.
-        scene_seed: seed of the generated street.
+            street(s) of ``scene_seed``.
+        scene_seed: seed of the (first) generated street.
+        scenes: generated streets every environment trains on (seeds ``scene_seed``,
+            ``scene_seed + 1``, ...); each reset draws from all of their episodes. The
+            held-out street (``eval.scene_seed``) may not be one of them.
         render_width_px: camera image width (px) before the policy's preprocessing (centre
             square crop, resize to the model's ``image_size``); by default the benchmark's
             (``s2e navbench``). Frames whose crop is smaller than ``image_size`` are refused
@@ -108,7 +112,8 @@ class RolloutEnvConfig:
             saw in pretraining.
         num_envs: environments per process.
         asynchronous: run each environment in its own process (``AsyncVectorEnv``).
-        episode_pool_size: episodes sampled per environment; resets draw from them.
+        episode_pool_size: episodes sampled per environment and street; resets draw from
+            them.
         reward: weights of the reward terms.
         terminate_on_collision: end a training episode at its first collision
             (:class:`~s2e_sim_bridge.envs.EnvConfig`); held-out evaluation always follows
@@ -119,6 +124,7 @@ class RolloutEnvConfig:
     embodiment: str = "wheeled"
     scene: str | None = None
     scene_seed: int = 0
+    scenes: int = 1
     render_width_px: int = SimConfig().render_width_px
     num_envs: int = 2
     asynchronous: bool = True
@@ -128,9 +134,13 @@ class RolloutEnvConfig:
 
     def __post_init__(self) -> None:
         get_task(self.task)
-        for key in ("render_width_px", "num_envs", "episode_pool_size"):
+        for key in ("render_width_px", "num_envs", "episode_pool_size", "scenes"):
             if getattr(self, key) < 1:
                 raise RLConfigError(f"'env.{key}' must be >= 1, got {getattr(self, key)}")
+        if self.scene is not None and self.scenes != 1:
+            raise RLConfigError(f"'env.scenes' is {self.scenes} with 'env.scene' "
+                                f"{self.scene!r}: several scenes are generated streets only "
+                                "(scene: null)")
 
 
 @dataclass(frozen=True)
@@ -197,6 +207,14 @@ class RLConfig:
         for key in ("total_env_steps", "checkpoint_every_updates"):
             if getattr(self, key) < 1:
                 raise RLConfigError(f"'{key}' must be an integer >= 1, got {getattr(self, key)}")
+        env, ev = self.env, self.eval
+        training_streets = range(env.scene_seed, env.scene_seed + env.scenes)
+        if env.scene is None and ev.scene is None and ev.scene_seed in training_streets:
+            raise RLConfigError(
+                f"'eval.scene_seed' {ev.scene_seed} is one of the training streets "
+                f"('env.scene_seed' {env.scene_seed}, 'env.scenes' {env.scenes}: seeds "
+                f"{training_streets.start}-{training_streets.stop - 1}); held-out evaluation "
+                "needs a street the policy did not train on")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str = "RL config") -> RLConfig:
@@ -273,6 +291,7 @@ def env_config(section: RolloutEnvConfig, model: ModelConfig, task: str | None =
                     render_width_px=section.render_width_px)
     return EnvConfig(
         task=task or section.task, embodiment=section.embodiment, scene_seed=section.scene_seed,
+        scenes=section.scenes,
         context_frames=model.context_frames, image_size_px=model.image_size,
         action_type="waypoints", num_waypoints=model.waypoints,
         episode_pool_size=episode_pool_size or section.episode_pool_size, sim=sim,
