@@ -170,3 +170,37 @@ def test_mode_temperature_sharpens_the_modes_consistently() -> None:
     torch.testing.assert_close(tempered - plain, mode_shift[action.mode])
     _, mode_h, _ = distribution.mixture_entropy(output, exploration)
     assert float(mode_h) == pytest.approx(float(-(expected * expected.log()).sum()), abs=1e-6)
+
+
+def test_only_the_executed_waypoints_are_drawn_and_scored() -> None:
+    # sampled_waypoints = 1: the first waypoint (the one the controller steers by) is drawn
+    # from its Gaussian, the others are the mode's mean; the log-probability and the
+    # entropy are of the mode and that first waypoint alone.
+    speeds = (1.5, 0.8, 2.5)
+    exploration = distribution.Exploration(sampled_waypoints=1)
+    output = mixture(3, speeds)
+    batch = repeat(output, SAMPLES)
+    action = distribution.sample(batch, DT_S, torch.Generator().manual_seed(7), exploration)
+    scale = output.speed_mps[0, action.mode] * DT_S
+    mean_m = output.traj_norm[0, action.mode] * scale[:, None, None]
+    torch.testing.assert_close(action.waypoints_m[:, 1:], mean_m[:, 1:])
+    assert float((action.waypoints_m[:, 0] - mean_m[:, 0]).abs().mean()) > 1e-2
+    torch.testing.assert_close(
+        action.log_prob,
+        distribution.log_prob(batch, action.mode, action.waypoints_m, DT_S, exploration))
+    # moving a later waypoint changes nothing; moving the first one does
+    moved = action.waypoints_m.clone()
+    moved[:, 1:] += 0.5
+    torch.testing.assert_close(
+        distribution.log_prob(batch, action.mode, moved, DT_S, exploration), action.log_prob)
+    moved[:, 0] += 0.5
+    assert not torch.allclose(
+        distribution.log_prob(batch, action.mode, moved, DT_S, exploration), action.log_prob)
+    # the density's own entropy: E[-log p] = normalised entropy + 2 * 1 * E_k[log scale_k]
+    total, _, gauss_h = distribution.mixture_entropy(output, exploration)
+    p = torch.softmax(output.scores[0], -1)
+    log_scale = torch.log(torch.tensor(speeds) * DT_S)
+    expected_m = float(total) + 2 * 1 * float((p * log_scale).sum())
+    assert float(-action.log_prob.mean()) == pytest.approx(expected_m, abs=0.02)
+    first = distribution.gaussian_entropy(output.gaussian[0, :, 0])  # (K,) first waypoint
+    assert float(gauss_h) == pytest.approx(float((p * first).sum()), abs=1e-6)

@@ -255,6 +255,9 @@ def test_bad_input_is_refused(world, tmp_path) -> None:
     bad.write_text(yaml.safe_dump({**RL, "policy": {"mode_temperature": 0.0}}))
     with pytest.raises(S2EError, match=r"'policy.mode_temperature' must be a finite number > 0"):
         RLConfig.from_yaml(bad)
+    bad.write_text(yaml.safe_dump({**RL, "policy": {"sampled_waypoints": -1}}))
+    with pytest.raises(S2EError, match=r"'policy.sampled_waypoints' must be >= 0"):
+        RLConfig.from_yaml(bad)
     bad.write_text(yaml.safe_dump({**RL, "eval": {"tasks": ["stairs"]}}))
     with pytest.raises(S2EError, match=r"unknown task 'stairs'"):
         RLConfig.from_yaml(bad)

@@ -4,7 +4,7 @@ A file has these top-level keys (unknown keys are refused; sections may leave fi
 take the defaults documented on each dataclass)::
 
     policy:  {variant: ram|decoder|full|sft, value_hidden, learn_log_std, min_sigma_m,
-              mode_temperature}
+              mode_temperature, sampled_waypoints}
                                                                            -> PolicyConfig
     env:     {task, embodiment, scene, scene_seed, scenes, render_width_px, num_envs,
               asynchronous,
@@ -70,6 +70,11 @@ class PolicyConfig:
             of the probability), so at 1 most training actions follow modes the deterministic
             policy never runs; ``tau < 1`` concentrates rollouts on the top modes, so what PPO
             improves is what the robot executes. Shapes exploration only, like the floor.
+        sampled_waypoints: the leading waypoints an action draws from the Gaussians and
+            PPO scores (0: all). The environment's controller steers by the first waypoint
+            alone, so with 1 the log-probability is of what the robot executes; with all of
+            them, the other waypoints' noise enters every ratio without any effect on the
+            rewards (:mod:`s2e_training.rl.distribution`).
     """
 
     variant: str = "ram"
@@ -77,6 +82,7 @@ class PolicyConfig:
     learn_log_std: bool = True
     min_sigma_m: float = 0.1
     mode_temperature: float = 1.0
+    sampled_waypoints: int = 0
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
@@ -90,6 +96,9 @@ class PolicyConfig:
         if not (math.isfinite(self.mode_temperature) and self.mode_temperature > 0.0):
             raise RLConfigError(f"'policy.mode_temperature' must be a finite number > 0, got "
                                 f"{self.mode_temperature}")
+        if self.sampled_waypoints < 0:
+            raise RLConfigError(f"'policy.sampled_waypoints' must be >= 0 (0: all), got "
+                                f"{self.sampled_waypoints}")
 
 
 @dataclass(frozen=True)

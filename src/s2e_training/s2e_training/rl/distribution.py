@@ -21,10 +21,17 @@ RL (they change neither the network nor its deterministic action, :func:`greedy_
   standard deviation to every waypoint, i.e. ``sigma_min^2 I`` to each waypoint's covariance
   (``sx' = sqrt(sx^2 + s^2)``, ``sy'`` alike, ``rho' = rho sx sy / (sx' sy')``);
 
-and::
+and a third, ``sampled_waypoints`` ``n`` (0 = all ``W``), says how much of the trajectory is
+an action at all: only waypoints ``w < n`` are drawn from their Gaussians, the others are the
+mode's mean (a function of the observation and ``k``, so they add nothing to the density)::
 
     log p(k, a) = log softmax(scores / tau)[k]
-                  - sum_w NLL_2D(a_w - mean_w, gaussian_w + log scale_k)
+                  - sum_{w < n} NLL_2D(a_w - mean_w, gaussian_w + log scale_k)
+
+The paper's controller (:func:`s2e_policy.controller.direct_command`) steers by the first
+waypoint only, so with ``n = W`` the other ``2 (W - 1)`` dimensions of every action are noise
+the environment never sees: they carry no advantage, yet every change of their means moves
+PPO's ratio and spends its KL budget. ``n = 1`` scores what the robot executes.
 
 with the one correlated-Gaussian density of the project
 (:func:`s2e_training.losses.gaussian_nll_2d`). Because the density is of ``a`` in metres,
@@ -65,10 +72,18 @@ class Exploration(NamedTuple):
             added to every waypoint; 0 adds none.
         mode_temperature: ``tau`` of ``softmax(scores / tau)``, the mode probabilities;
             1 keeps the network's, smaller values favour the top-scored mode.
+        sampled_waypoints: the leading waypoints drawn from their Gaussians and scored; the
+            rest are the mode's mean; 0 draws and scores all of them.
     """
 
     min_sigma_m: float = 0.0
     mode_temperature: float = 1.0
+    sampled_waypoints: int = 0
+
+    def sampled(self, num_waypoints: int) -> int:
+        """How many of ``num_waypoints`` leading waypoints are drawn and scored."""
+        n = self.sampled_waypoints
+        return num_waypoints if n <= 0 else min(n, num_waypoints)
 
 
 NO_EXPLORATION = Exploration()
@@ -132,6 +147,8 @@ def log_prob(
 ) -> Tensor:
     """``log p(k, a)`` of given actions (see the module docstring).
 
+    Waypoints past ``exploration.sampled_waypoints`` are not scored.
+
     Args:
         output: the policy's prediction for B observations.
         mode: (B,) int64 mode indices.
@@ -140,11 +157,13 @@ def log_prob(
         exploration: floor and mode temperature, as used to draw the actions.
 
     Returns:
-        (B,) log-probabilities (log of a density in metres^-2W times a mode probability).
+        (B,) log-probabilities (log of a density in metres^-2n times a mode probability).
     """
     log_p_mode = _pick(mode_log_probs(output, exploration), mode)
     mean_m, gaussian_m = _mode_gaussian_m(output, mode, waypoint_dt_s, exploration.min_sigma_m)
-    return log_p_mode - gaussian_nll_2d(waypoints_m - mean_m, gaussian_m).sum(-1)
+    n = exploration.sampled(mean_m.shape[1])
+    return log_p_mode - gaussian_nll_2d(waypoints_m[:, :n] - mean_m[:, :n],
+                                        gaussian_m[:, :n]).sum(-1)
 
 
 def sample(
@@ -173,7 +192,9 @@ def sample(
                         dtype=mean_m.dtype)
         dx = sx * z[..., 0]
         dy = sy * (rho * z[..., 0] + torch.sqrt(1.0 - rho.square()) * z[..., 1])
-        waypoints = mean_m + torch.stack([dx, dy], dim=-1)
+        noise = torch.stack([dx, dy], dim=-1)
+        noise[:, exploration.sampled(mean_m.shape[1]):] = 0.0
+        waypoints = mean_m + noise
         return MixtureAction(mode, waypoints, log_prob(output, mode, waypoints, waypoint_dt_s,
                                                        exploration))
 
@@ -194,6 +215,9 @@ def mixture_entropy(output: PolicyOutput, exploration: Exploration = NO_EXPLORAT
                     ) -> tuple[Tensor, Tensor, Tensor]:
     """Entropy of the joint ``(mode, normalised waypoints)`` (see the module docstring).
 
+    Only the sampled waypoints (``exploration.sampled_waypoints``) count: the others are
+    not random.
+
     Returns:
         ``(total, mode_entropy, gaussian_entropy)``, each (B,) nats: ``total = mode_entropy
         + sum_k p_k H(N_k)`` with ``gaussian_entropy`` the score-weighted second term and
@@ -202,6 +226,7 @@ def mixture_entropy(output: PolicyOutput, exploration: Exploration = NO_EXPLORAT
     log_p = mode_log_probs(output, exploration)
     p = log_p.exp()
     mode_h = -(p * log_p).sum(-1)
-    per_mode = gaussian_entropy(output.gaussian).sum(-1)  # (B, K): sum over waypoints
+    n = exploration.sampled(output.gaussian.shape[2])
+    per_mode = gaussian_entropy(output.gaussian[:, :, :n]).sum(-1)  # (B, K): over waypoints
     gauss_h = (p * per_mode).sum(-1)
     return mode_h + gauss_h, mode_h, gauss_h

@@ -126,7 +126,8 @@ def build_policy(base: S2EPolicyNet, config: RLConfig) -> RamPolicy:
     """The :class:`RamPolicy` of ``config.policy`` around the pretrained ``base``."""
     p = config.policy
     return RamPolicy(base, p.variant, p.value_hidden, p.learn_log_std, seed=config.seed,
-                     exploration=Exploration(p.min_sigma_m, p.mode_temperature))
+                     exploration=Exploration(p.min_sigma_m, p.mode_temperature,
+                                             p.sampled_waypoints))
 
 
 def make_optimizer(policy: RamPolicy, config: RLConfig) -> torch.optim.Adam:
