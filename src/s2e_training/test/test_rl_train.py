@@ -27,7 +27,7 @@ from s2e_policy.errors import S2EError
 from s2e_sim_bridge.navbench import report
 from s2e_sim_bridge.navbench.agents import make_agent
 from s2e_sim_bridge.navbench.metrics import EpisodeMetrics
-from s2e_sim_bridge.navbench.runner import episode_set_for, run_episode
+from s2e_sim_bridge.navbench.runner import DEFAULT_SCENE_SEED, episode_set_for, run_episode
 from s2e_sim_bridge.navbench.sim import NavBenchSim, SimConfig
 from s2e_sim_bridge.scene import generate_street_scene, load_scene, save_scene
 from s2e_training.data.sample import Trajectory
@@ -305,11 +305,15 @@ def test_shipped_rl_config_loads_and_fits_the_shipped_policy() -> None:
     assert sorted(p.name for p in config_dir.glob("rl_*.yaml")) == ["rl_small.yaml"]
     config = RLConfig.from_yaml(config_dir / "rl_small.yaml")
     # the recipe the README's RL results come from
-    assert (config.policy.variant, config.env.task) == ("ram", "pedestrian")
+    assert (config.policy.variant, config.env.task) == ("ram", "obstacle_pedestrian")
     assert config.policy.mode_temperature == 0.3 and config.policy.min_sigma_m == 0.02
+    assert config.policy.sampled_waypoints == 1
+    # four training streets, none of them the held-out one or the default benchmark street
+    assert (config.env.scene_seed, config.env.scenes, config.env.episode_pool_size) == (2, 4, 32)
+    assert config.eval.scene_seed == 1 and DEFAULT_SCENE_SEED not in range(2, 6)
     assert config.total_env_steps == 20480
     assert (config.ppo.lr, config.ppo.value_lr, config.ppo.value_warmup_updates,
-            config.ppo.clip_value_loss) == (3.0e-5, 1.0e-3, 10, False)
+            config.ppo.clip_value_loss) == (1.0e-4, 1.0e-3, 10, False)
     # it renders the camera the shipped policy was pretrained on, not upsampled frames
     _, train_config, _, _ = load_checkpoint(shipped_checkpoint_path())
     env = env_config(config.env, train_config.model)
