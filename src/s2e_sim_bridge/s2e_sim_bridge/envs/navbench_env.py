@@ -85,7 +85,7 @@ class EnvConfig:
         image_size_px: ``S`` of the square policy input.
         action_type: ``velocity`` or ``waypoints``.
         num_waypoints: ``W`` for the ``waypoints`` action.
-        episode_pool_size: episodes sampled once at construction per street; resets draw
+        episode_pool_size: episodes sampled once at construction per scene; resets draw
             from them.
         sim: simulator settings (rates, render size, backend).
         reward: reward weights.
