@@ -18,6 +18,7 @@ its final weights (all equal).
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from s2e_policy.cli import module_docstring
@@ -102,11 +103,24 @@ def run_rl(args: argparse.Namespace) -> int:
     evaluation = "; ".join(
         f"{task} SR {agg['success']:.2f} coll/ep {agg['collisions']:.2f}"
         for task, agg in result.evaluation.items())
-    prefix = f"[rank {result.rank}/{result.world_size}] " if result.world_size > 1 else ""
-    print(f"{prefix}{result.run_dir}: update {result.updates}, env steps {result.env_steps}, "
-          f"checkpoint {result.checkpoint}" + (f", eval: {evaluation}" if evaluation else "")
-          + f", parameters sha256 {result.digest}")
+    _print_result_line(result.rank, result.world_size,
+                       f"{result.run_dir}: update {result.updates}, env steps "
+                       f"{result.env_steps}, checkpoint {result.checkpoint}"
+                       + (f", eval: {evaluation}" if evaluation else "")
+                       + f", parameters sha256 {result.digest}")
     return 0
+
+
+def _print_result_line(rank: int, world_size: int, text: str) -> None:
+    """Print a run's closing line, ``[rank r/n]``-prefixed in a multi-process run.
+
+    The processes of a torchrun job share one stdout (unbuffered there): ``print`` writes
+    the text and its newline separately, so two ranks' lines could run together. One write
+    of the whole line (far below the pipe's atomic size) keeps each line whole.
+    """
+    prefix = f"[rank {rank}/{world_size}] " if world_size > 1 else ""
+    sys.stdout.write(f"{prefix}{text}\n")
+    sys.stdout.flush()
 
 
 def _print_help(parser: argparse.ArgumentParser) -> int:
@@ -149,8 +163,8 @@ def run_pretrain(args: argparse.Namespace) -> int:
                       mixed_precision=not args.no_amp)
     summary = ", ".join(f"{key} {result.last[key]:.4f}" for key in ("total", "ade_m")
                         if key in result.last)
-    prefix = f"[rank {result.rank}/{result.world_size}] " if result.world_size > 1 else ""
-    print(f"{prefix}{result.run_dir}: step {result.step}, checkpoint {result.checkpoint}"
-          + (f" (last step: {summary})" if summary else "")
-          + f", parameters sha256 {result.digest}")
+    _print_result_line(result.rank, result.world_size,
+                       f"{result.run_dir}: step {result.step}, checkpoint {result.checkpoint}"
+                       + (f" (last step: {summary})" if summary else "")
+                       + f", parameters sha256 {result.digest}")
     return 0
