@@ -9,7 +9,7 @@ from gymnasium.utils.env_checker import check_env
 
 from s2e_policy.errors import S2EError
 from s2e_policy.preprocess import preprocess_image
-from s2e_sim_bridge.envs import ENV_ID, EnvConfig, NavBenchEnv, make_vector_env
+from s2e_sim_bridge.envs import ENV_ID, EnvConfig, NavBenchEnv, RewardConfig, make_vector_env
 from s2e_sim_bridge.navbench.agents import make_agent
 from s2e_sim_bridge.navbench.sim import SimConfig
 from s2e_sim_bridge.scene import generate_street_scene
@@ -63,12 +63,40 @@ def test_reward_is_the_sum_of_its_terms_and_progress_rewards_the_expert(env) -> 
         _, reward, terminated, truncated, info = env.step(action)
         terms = info["reward_terms"]
         assert set(terms) == {"progress", "arrival", "collision", "sidewalk_centring",
-                              "social", "smoothness"}
+                              "social", "smoothness", "clearance"}
+        assert terms["clearance"] == 0.0  # weight 0 by default
         assert reward == pytest.approx(sum(terms.values()))
         total_progress += terms["progress"]
         if terminated or truncated:
             break
     assert total_progress > 3.0, "the expert's progress was not rewarded"
+
+
+def test_clearance_term_weighs_the_footprint_edge_inside_the_margin(scene) -> None:
+    reward = RewardConfig(clearance_per_m=-2.0, clearance_margin_m=0.4)
+    env = NavBenchEnv(scene, EnvConfig(**{**SMALL.__dict__, "reward": reward}), seed=0)
+    env.reset(seed=0)
+    occupancy, radius = env.sim.occupancy, env.embodiment.footprint_radius_m
+    free = np.argwhere(occupancy.distance_m > radius + 1.0)
+    near = np.argwhere((occupancy.distance_m > radius + 0.1)
+                       & (occupancy.distance_m < radius + 0.3))
+    assert len(free) and len(near)
+    far_xy, near_xy = (occupancy.cell_to_world(cells[len(cells) // 2])
+                       for cells in (free, near))
+    assert env._clearance_intrusion_m(np.array([*far_xy, 0.0])) == 0.0
+    d = float(occupancy.distance_to_obstacle(near_xy))
+    assert env._clearance_intrusion_m(np.array([*near_xy, 0.0])) == pytest.approx(
+        0.4 - (d - radius))
+    # Each step's term is the weight times the intrusion at the pose it ends in.
+    for _ in range(5):
+        _, reward_total, terminated, truncated, info = env.step(np.array([1.0, 0.0, 0.8]))
+        assert info["reward_terms"]["clearance"] == pytest.approx(
+            -2.0 * env._clearance_intrusion_m(info["pose"]))
+        assert reward_total == pytest.approx(sum(info["reward_terms"].values()))
+        if terminated or truncated:
+            break
+    with pytest.raises(S2EError, match="clearance_margin_m"):
+        RewardConfig(clearance_margin_m=-0.1)
 
 
 def test_sidewalk_term(env) -> None:

@@ -16,8 +16,9 @@ velocity and acceleration limits apply.
 Reward: the sum of the paper's terms, each also reported in ``info["reward_terms"]``:
 progress (geodesic metres gained), arrival bonus, collision penalty per contact event,
 sidewalk centring (on generated streets, which know where their sidewalks are; 0 elsewhere),
-social compliance (intrusion into pedestrians' personal space) and smoothness (change of
-command). Privileged state (pose, geodesic distance, pedestrians) is in ``info`` too.
+social compliance (intrusion into pedestrians' personal space), smoothness (change of
+command) and clearance (the robot's edge within a margin of a static obstacle; weight 0 by
+default). Privileged state (pose, geodesic distance, pedestrians) is in ``info`` too.
 """
 
 from __future__ import annotations
@@ -58,7 +59,15 @@ street 0 keeps the single-street pool, and the environments of a vector env (see
 
 @dataclass(frozen=True)
 class RewardConfig:
-    """Weights of the reward terms (per control step unless stated)."""
+    """Weights of the reward terms (per control step unless stated).
+
+    ``clearance_per_m`` weighs, after each control step, the metres by which the robot's
+    footprint edge is closer than ``clearance_margin_m`` to an occupied cell of the
+    episode's collision world (its obstacles included): ``w * max(0, margin - (d - r))``
+    with ``d`` the distance field at the base and ``r`` the footprint radius. It is 0 by
+    default (not one of the paper's terms): a dense warning before the collision penalty,
+    which comes once, at the contact.
+    """
 
     progress_per_m: float = 1.0
     arrival: float = 10.0
@@ -67,6 +76,13 @@ class RewardConfig:
     social_per_m: float = -0.5
     personal_space_m: float = 1.0
     smoothness: float = -0.05
+    clearance_per_m: float = 0.0
+    clearance_margin_m: float = 0.3
+
+    def __post_init__(self) -> None:
+        if not self.clearance_margin_m >= 0.0:
+            raise S2EError(f"RewardConfig.clearance_margin_m must be >= 0 m, got "
+                           f"{self.clearance_margin_m}")
 
 
 @dataclass(frozen=True)
@@ -209,6 +225,14 @@ class NavBenchEnv(gym.Env):
             return 1.0
         return min(1.0, abs(abs(y) - (road_half + width / 2.0)) / (width / 2.0))
 
+    def _clearance_intrusion_m(self, pose: np.ndarray) -> float:
+        """Metres by which the footprint edge at ``pose`` ``(x, y, yaw)`` (world) is inside
+        the clearance margin of the episode's static collision world; 0 outside it."""
+        margin = self.config.reward.clearance_margin_m
+        edge_m = float(self.sim.occupancy.distance_to_obstacle(pose[:2])) \
+            - self.embodiment.footprint_radius_m
+        return max(0.0, margin - edge_m)
+
     # ------------------------------------------------------------------ gym API
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         """Start an episode: a draw from the pool, or ``options={"episode": Episode}``.
@@ -256,6 +280,7 @@ class NavBenchEnv(gym.Env):
                 0.0, w.personal_space_m - np.linalg.norm(obs.pedestrians_xy - obs.pose[:2],
                                                          axis=1)))),
             "smoothness": w.smoothness * float(np.sum((command - self._last_cmd) ** 2)),
+            "clearance": w.clearance_per_m * self._clearance_intrusion_m(obs.pose),
         }
         self._last_cmd, self._last_obs = command, obs
         info = self._info(obs) | {"reward_terms": terms, "termination": step.termination,
