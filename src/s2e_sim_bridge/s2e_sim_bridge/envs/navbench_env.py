@@ -226,11 +226,14 @@ class NavBenchEnv(gym.Env):
         return min(1.0, abs(abs(y) - (road_half + width / 2.0)) / (width / 2.0))
 
     def _clearance_intrusion_m(self, pose: np.ndarray) -> float:
-        """Metres by which the footprint edge at ``pose`` ``(x, y, yaw)`` (world) is inside
-        the clearance margin of the episode's static collision world; 0 outside it."""
+        """Metres of the clearance margin the footprint at ``pose`` leaves uncovered.
+
+        ``pose`` is ``(x, y, yaw)`` in the world; the margin is measured from the footprint's
+        edge to the episode's static collision world (obstacles included); 0 outside it.
+        """
         margin = self.config.reward.clearance_margin_m
-        edge_m = float(self.sim.occupancy.distance_to_obstacle(pose[:2])) \
-            - self.embodiment.footprint_radius_m
+        edge_m = (float(self.sim.occupancy.distance_to_obstacle(pose[:2]))
+                  - self.embodiment.footprint_radius_m)
         return max(0.0, margin - edge_m)
 
     # ------------------------------------------------------------------ gym API
