@@ -9,7 +9,14 @@ from gymnasium.utils.env_checker import check_env
 
 from s2e_policy.errors import S2EError
 from s2e_policy.preprocess import preprocess_image
-from s2e_sim_bridge.envs import ENV_ID, EnvConfig, NavBenchEnv, RewardConfig, make_vector_env
+from s2e_sim_bridge.envs import (
+    CRITIC_STATE,
+    ENV_ID,
+    EnvConfig,
+    NavBenchEnv,
+    RewardConfig,
+    make_vector_env,
+)
 from s2e_sim_bridge.navbench.agents import make_agent
 from s2e_sim_bridge.navbench.sim import SimConfig
 from s2e_sim_bridge.scene import generate_street_scene
@@ -97,6 +104,23 @@ def test_clearance_term_weighs_the_footprint_edge_inside_the_margin(scene) -> No
             break
     with pytest.raises(S2EError, match="clearance_margin_m"):
         RewardConfig(clearance_margin_m=-0.1)
+
+
+def test_critic_state_condenses_the_privileged_state(env) -> None:
+    _, info = env.reset(seed=1)
+    assert info["critic_state"].dtype == np.float32 and info["critic_state"].shape == (4,)
+    for _ in range(3):
+        *_, info = env.step(np.array([0.8, 0.0, 0.3]))
+    state, pose = info["critic_state"], info["pose"]
+    assert CRITIC_STATE == ("geodesic_to_goal", "clearance", "nearest_pedestrian", "time")
+    assert state[0] == pytest.approx(min(info["geodesic_to_goal_m"] / 50.0, 1.0), abs=1e-6)
+    clearance = (float(env.sim.occupancy.distance_to_obstacle(pose[:2]))
+                 - env.embodiment.footprint_radius_m)
+    assert state[1] == pytest.approx(np.clip(clearance / 2.0, 0.0, 1.0), abs=1e-6)
+    peds = info["pedestrians_xy"]
+    nearest = np.min(np.linalg.norm(peds - pose[:2], axis=1)) / 5.0 if len(peds) else 1.0
+    assert state[2] == pytest.approx(min(nearest, 1.0), abs=1e-6)
+    assert state[3] == pytest.approx(0.6 / env.sim.episode.time_limit_s, abs=1e-6)
 
 
 def test_sidewalk_term(env) -> None:

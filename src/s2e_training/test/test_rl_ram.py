@@ -102,6 +102,40 @@ def test_gradients_reach_only_ram_value_and_log_std() -> None:
     assert policy.log_std.grad.abs() > 0
 
 
+def test_privileged_critic_sees_the_state_and_the_actor_does_not() -> None:
+    base = pretrained_net()
+    frames, goal = inputs()
+    plain = RamPolicy(base, "ram")
+    # Without privileged state the critic's parameters keep their earlier names and shapes.
+    assert [n for n, _ in plain.value_head.named_parameters()] == [
+        "0.weight", "0.bias", "1.weight", "1.bias", "3.weight", "3.bias"]
+    assert "critic_state" not in plain.rollout_input_shapes()
+    policy = RamPolicy(base, "ram", critic_state_dim=4)
+    assert policy.rollout_input_shapes()["critic_state"] == (4,)
+    near, far = torch.zeros(BATCH, 4), torch.ones(BATCH, 4)
+    with torch.no_grad():
+        out_near, value_near = policy.policy_and_value(frames, goal, near)
+        out_far, value_far = policy.policy_and_value(frames, goal, far)
+        stored = policy.rollout_inputs(frames, goal, near)
+        assert set(stored) == {"memory", "critic_state"}
+        _, value_stored = policy.policy_and_value_from(stored)
+        out_plain = plain(frames, goal)
+    assert max(max_abs_diffs(out_near, out_far).values()) == 0.0  # the actor never sees it
+    assert max(max_abs_diffs(out_near, out_plain).values()) == 0.0
+    assert (value_near - value_far).abs().min() > 0
+    torch.testing.assert_close(value_stored, value_near)
+    # It trains like the rest of the critic, and a missing or wrong state is refused.
+    _, value = policy.policy_and_value(frames, goal, far)
+    value.sum().backward()
+    assert policy.value_head[1].weight.grad[:, -4:].abs().max() > 0
+    with pytest.raises(S2EError, match="privileged state of 4"):
+        policy.policy_and_value(frames, goal)
+    with pytest.raises(S2EError, match="privileged state of 4"):
+        policy.policy_and_value(frames, goal, torch.zeros(BATCH, 3))
+    with pytest.raises(S2EError, match="critic_state_dim"):
+        RamPolicy(base, "ram", critic_state_dim=-1)
+
+
 def test_one_step_moves_only_the_residual_path() -> None:
     base = pretrained_net()
     policy = RamPolicy(base, "ram").train()

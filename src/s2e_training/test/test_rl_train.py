@@ -209,9 +209,20 @@ def test_cli_trains_logs_evaluates_and_resumes_after_ctrl_c(world, tmp_path, mon
     assert result.updates == 3 and list_checkpoints(out)[-1][0] == 3
 
 
-def test_two_asynchronous_rollout_workers(world, tmp_path) -> None:
+def test_two_asynchronous_rollout_workers(world, tmp_path, monkeypatch) -> None:
+    # Full fine-tuning with the privileged critic: the rollout stores each observation's
+    # frames, goal and critic state, and PPO's minibatches hand the state to the critic.
+    seen: list[torch.Tensor] = []
+    real_update = rl_runner.ppo_update
+
+    def recording_update(policy, optimizer, storage, *args, **kwargs):
+        seen.append(storage.inputs["critic_state"].clone())
+        return real_update(policy, optimizer, storage, *args, **kwargs)
+
+    monkeypatch.setattr(rl_runner, "ppo_update", recording_update)
     config = RLConfig.from_yaml(rl_config(
-        world, tmp_path, policy={"variant": "full", "value_hidden": 32},
+        world, tmp_path, policy={"variant": "full", "value_hidden": 32,
+                                 "privileged_critic": True},
         env={"asynchronous": True}, eval={"at_start": False, "every_updates": 0},
         total_env_steps=16))
     out = tmp_path / "async"
@@ -224,6 +235,12 @@ def test_two_asynchronous_rollout_workers(world, tmp_path) -> None:
     moved = [n for n, v in base.state_dict().items()
              if not torch.equal(policy.base.state_dict()[n], v)]
     assert any(n.startswith("encoder.") for n in moved)  # full fine-tuning reaches the encoder
+    assert policy.value_head.state_dim == 4
+    (states,) = seen
+    assert states.shape == (8, 2, 4)
+    assert states.min() >= 0.0 and states.max() <= 1.0
+    # Geodesic distance and elapsed time vary along the episodes: the rollout stored them.
+    assert states[..., 0].std() > 0 and states[..., 3].std() > 0
 
 
 def test_sft_baseline_only_evaluates(world, tmp_path) -> None:

@@ -3,6 +3,7 @@
 import gymnasium as gym
 
 from s2e_sim_bridge.envs.navbench_env import (
+    CRITIC_STATE,
     ENV_ID,
     EnvConfig,
     NavBenchEnv,
@@ -13,4 +14,4 @@ from s2e_sim_bridge.envs.navbench_env import (
 if ENV_ID not in gym.registry:
     gym.register(id=ENV_ID, entry_point="s2e_sim_bridge.envs.navbench_env:NavBenchEnv")
 
-__all__ = ["ENV_ID", "EnvConfig", "NavBenchEnv", "RewardConfig", "make_vector_env"]
+__all__ = ["CRITIC_STATE", "ENV_ID", "EnvConfig", "NavBenchEnv", "RewardConfig", "make_vector_env"]

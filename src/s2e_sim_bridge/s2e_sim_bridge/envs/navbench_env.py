@@ -18,7 +18,8 @@ progress (geodesic metres gained), arrival bonus, collision penalty per contact 
 sidewalk centring (on generated streets, which know where their sidewalks are; 0 elsewhere),
 social compliance (intrusion into pedestrians' personal space), smoothness (change of
 command) and clearance (the robot's edge within a margin of a static obstacle; weight 0 by
-default). Privileged state (pose, geodesic distance, pedestrians) is in ``info`` too.
+default). Privileged state (pose, geodesic distance, pedestrians) is in ``info`` too, and
+``info["critic_state"]`` condenses it for an asymmetric critic (:data:`CRITIC_STATE`).
 """
 
 from __future__ import annotations
@@ -55,6 +56,14 @@ STREET_POOL_SEED_STRIDE = 1_000_003
 """Episode-pool seeds of one environment's streets are ``seed + k * stride`` (street ``k``):
 street 0 keeps the single-street pool, and the environments of a vector env (seeds
 ``seed, seed + 1, ...``) never share a pool."""
+
+CRITIC_STATE = ("geodesic_to_goal", "clearance", "nearest_pedestrian", "time")
+"""The entries of ``info["critic_state"]``, a ``(4,)`` float32 in [0, 1] of privileged state
+the policy does not see, for a critic that may (asymmetric actor-critic): the geodesic
+distance to the goal / 50 m, the footprint edge's clearance to static obstacles / 2 m, the
+distance from the base to the nearest pedestrian's centre / 5 m (1 without pedestrians), and
+the episode's time / its time limit; each clipped to [0, 1]."""
+CRITIC_STATE_SCALES = (50.0, 2.0, 5.0)
 
 
 @dataclass(frozen=True)
@@ -214,7 +223,28 @@ class NavBenchEnv(gym.Env):
     def _info(self, obs: Observation) -> dict:
         return {"pose": obs.pose.copy(), "geodesic_to_goal_m": obs.geodesic_to_goal_m,
                 "pedestrians_xy": obs.pedestrians_xy.copy(),
-                "episode_id": self.sim.episode.episode_id, "scene_index": self._scene_index}
+                "episode_id": self.sim.episode.episode_id, "scene_index": self._scene_index,
+                "critic_state": self._critic_state(obs)}
+
+    def _clearance_m(self, pose: np.ndarray) -> float:
+        """Clearance (m) of the footprint's edge at ``pose`` ``(x, y, yaw)`` (world).
+
+        The distance to the nearest occupied cell of the episode's collision world, obstacles
+        included, less the footprint radius (negative when the footprint overlaps one).
+        """
+        return (float(self.sim.occupancy.distance_to_obstacle(pose[:2]))
+                - self.embodiment.footprint_radius_m)
+
+    def _critic_state(self, obs: Observation) -> np.ndarray:
+        """``(4,)`` float32 privileged state in [0, 1], the entries of :data:`CRITIC_STATE`."""
+        geodesic_scale, clearance_scale, pedestrian_scale = CRITIC_STATE_SCALES
+        geodesic = obs.geodesic_to_goal_m if np.isfinite(obs.geodesic_to_goal_m) \
+            else geodesic_scale
+        nearest = (float(np.min(np.linalg.norm(obs.pedestrians_xy - obs.pose[:2], axis=1)))
+                   if len(obs.pedestrians_xy) else pedestrian_scale)
+        state = [geodesic / geodesic_scale, self._clearance_m(obs.pose) / clearance_scale,
+                 nearest / pedestrian_scale, obs.time_s / self.sim.episode.time_limit_s]
+        return np.clip(np.asarray(state, dtype=np.float32), 0.0, 1.0)
 
     def _sidewalk_term(self, y: float) -> float:
         """0 on a sidewalk's centre line, 1 at its edges or anywhere on the road."""
@@ -231,10 +261,7 @@ class NavBenchEnv(gym.Env):
         ``pose`` is ``(x, y, yaw)`` in the world; the margin is measured from the footprint's
         edge to the episode's static collision world (obstacles included); 0 outside it.
         """
-        margin = self.config.reward.clearance_margin_m
-        edge_m = (float(self.sim.occupancy.distance_to_obstacle(pose[:2]))
-                  - self.embodiment.footprint_radius_m)
-        return max(0.0, margin - edge_m)
+        return max(0.0, self.config.reward.clearance_margin_m - self._clearance_m(pose))
 
     # ------------------------------------------------------------------ gym API
     def reset(self, *, seed: int | None = None, options: dict | None = None):

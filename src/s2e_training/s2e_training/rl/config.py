@@ -4,7 +4,7 @@ A file has these top-level keys (unknown keys are refused; sections may leave fi
 take the defaults documented on each dataclass)::
 
     policy:  {variant: ram|decoder|full|sft, value_hidden, learn_log_std, min_sigma_m,
-              mode_temperature, sampled_waypoints}
+              mode_temperature, sampled_waypoints, privileged_critic}
                                                                            -> PolicyConfig
     env:     {task, embodiment, scene, scene_seed, scenes, render_width_px, num_envs,
               asynchronous,
@@ -75,6 +75,12 @@ class PolicyConfig:
             alone, so with 1 the log-probability is of what the robot executes; with all of
             them, the other waypoints' noise enters every ratio without any effect on the
             rewards (:mod:`s2e_training.rl.distribution`).
+        privileged_critic: the critic also takes the simulator's privileged state
+            (:data:`s2e_sim_bridge.envs.CRITIC_STATE`: geodesic distance to the goal,
+            clearance to static obstacles, nearest pedestrian, elapsed share of the time
+            limit), an asymmetric actor-critic: the value of a state a collision is about to
+            end no longer has to be read off the camera. The actor, the evaluation and the
+            export are unchanged.
     """
 
     variant: str = "ram"
@@ -83,6 +89,7 @@ class PolicyConfig:
     min_sigma_m: float = 0.1
     mode_temperature: float = 1.0
     sampled_waypoints: int = 0
+    privileged_critic: bool = False
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:

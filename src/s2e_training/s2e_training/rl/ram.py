@@ -118,6 +118,35 @@ def _disable_dropout(module: nn.Module) -> None:
             sub.dropout = 0.0
 
 
+class ValueHead(nn.Sequential):
+    """The critic: a tanh MLP on the normalised pooled memory (+ privileged state).
+
+    ``LayerNorm`` of the pooled fused memory, optionally joined by the privileged state,
+    then one hidden tanh layer.
+
+    Args:
+        d_model: D of the memory.
+        hidden: hidden width.
+        state_dim: size of the privileged state joined after the norm (0: none; then the
+            parameters are those of the plain ``Sequential`` earlier checkpoints hold).
+    """
+
+    def __init__(self, d_model: int, hidden: int, state_dim: int = 0) -> None:
+        super().__init__(nn.LayerNorm(d_model), nn.Linear(d_model + state_dim, hidden),
+                         nn.Tanh(), nn.Linear(hidden, 1))
+        self.state_dim = state_dim
+
+    def forward(self, pooled: Tensor, state: Tensor | None = None) -> Tensor:
+        """(B, D) pooled memory [+ (B, state_dim) state] -> (B,) values."""
+        x = self[0](pooled)
+        if self.state_dim:
+            if state is None or state.shape[-1] != self.state_dim:
+                raise S2EError(f"the critic takes a privileged state of {self.state_dim} "
+                               f"values, got {None if state is None else tuple(state.shape)}")
+            x = torch.cat([x, state.to(x.dtype)], dim=-1)
+        return self[3](self[2](self[1](x))).squeeze(-1)
+
+
 class RamPolicy(nn.Module):
     """Pretrained S2E network + RAM + value head + log-std, for PPO and for export.
 
@@ -132,6 +161,10 @@ class RamPolicy(nn.Module):
             temperature) the network's (:class:`s2e_training.rl.distribution.Exploration`);
             kept as :attr:`exploration`, it does not change :meth:`forward` (what is
             exported).
+        critic_state_dim: size of the privileged state the critic also takes (0: the
+            critic sees only what the actor sees). The environment's ``info["critic_state"]``
+            (:data:`s2e_sim_bridge.envs.CRITIC_STATE`) is stored with each observation
+            (:meth:`rollout_inputs`); the actor and the export never see it.
 
     Raises:
         S2EError: unknown variant or ``value_hidden < 1``.
@@ -139,12 +172,14 @@ class RamPolicy(nn.Module):
 
     def __init__(self, base: S2EPolicyNet, variant: str = "ram", value_hidden: int = 128,
                  learn_log_std: bool = True, seed: int = 0,
-                 exploration: Exploration = NO_EXPLORATION) -> None:
+                 exploration: Exploration = NO_EXPLORATION, critic_state_dim: int = 0) -> None:
         super().__init__()
         if variant not in VARIANTS:
             raise S2EError(f"policy variant {variant!r}: expected one of {VARIANTS}")
         if value_hidden < 1:
             raise S2EError(f"policy.value_hidden must be >= 1, got {value_hidden}")
+        if critic_state_dim < 0:
+            raise S2EError(f"critic_state_dim must be >= 0, got {critic_state_dim}")
         self.variant = variant
         self.exploration = exploration
         self.base = copy.deepcopy(base)
@@ -153,10 +188,7 @@ class RamPolicy(nn.Module):
         d_model = self.base.config.d_model
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            self.value_head = nn.Sequential(
-                nn.LayerNorm(d_model), nn.Linear(d_model, value_hidden), nn.Tanh(),
-                nn.Linear(value_hidden, 1),
-            )
+            self.value_head = ValueHead(d_model, value_hidden, critic_state_dim)
         self.log_std = nn.Parameter(torch.zeros(()), requires_grad=learn_log_std)
         for param in self.base.parameters():
             param.requires_grad_(False)
@@ -200,23 +232,28 @@ class RamPolicy(nn.Module):
     def rollout_input_shapes(self) -> dict[str, tuple[int, ...]]:
         """Per-observation shapes of what :meth:`rollout_inputs` returns (without the batch)."""
         cfg = self.config
+        state = ({"critic_state": (self.value_head.state_dim,)}
+                 if self.value_head.state_dim else {})
         if self.encoder_frozen:
-            return {"memory": (cfg.context_frames + 1, cfg.d_model)}
+            return {"memory": (cfg.context_frames + 1, cfg.d_model)} | state
         return {"frames": (cfg.context_frames, 3, cfg.image_size, cfg.image_size),
-                "goal": (GOAL_DIM,)}
+                "goal": (GOAL_DIM,)} | state
 
-    def rollout_inputs(self, frames: Tensor, goal: Tensor) -> dict[str, Tensor]:
+    def rollout_inputs(self, frames: Tensor, goal: Tensor,
+                       critic_state: Tensor | None = None) -> dict[str, Tensor]:
         """What a rollout stores per observation to re-evaluate the policy in PPO's epochs.
 
         With a frozen encoder (:attr:`encoder_frozen`) that is the fused memory
         ``{"memory": (B, T+1, D)}``, computed here once: PPO's epochs then run only the
         decoder, RAM and heads, and the stored memory is exactly what the rollout acted on.
         Otherwise (``full``) it is the observation ``{"frames": (B,T,3,S,S), "goal": (B,3)}``.
+        With a privileged critic, ``critic_state`` (B, critic_state_dim) is stored too.
         """
+        state = {"critic_state": critic_state} if self.value_head.state_dim else {}
         if self.encoder_frozen:
             with torch.no_grad():
-                return {"memory": self.base.encode(frames, goal)}
-        return {"frames": frames, "goal": goal}
+                return {"memory": self.base.encode(frames, goal)} | state
+        return {"frames": frames, "goal": goal} | state
 
     def policy_and_value_from(self, inputs: dict[str, Tensor]) -> tuple[PolicyOutput, Tensor]:
         """:meth:`policy_and_value` from :meth:`rollout_inputs` (memory or observation)."""
@@ -224,7 +261,7 @@ class RamPolicy(nn.Module):
         if memory is None:
             memory = self.base.encode(inputs["frames"], inputs["goal"])
         output = self._policy_from_memory(memory)
-        return output, self.value_head(memory.mean(dim=1).detach()).squeeze(-1)
+        return output, self.value_head(memory.mean(dim=1).detach(), inputs.get("critic_state"))
 
     def _policy_from_memory(self, memory: Tensor) -> PolicyOutput:
         output = self.base.heads(self.base.decode(memory, self.ram))
@@ -246,9 +283,17 @@ class RamPolicy(nn.Module):
         """
         return self._policy_from_memory(self.base.encode(frames, goal))
 
-    def policy_and_value(self, frames: Tensor, goal: Tensor) -> tuple[PolicyOutput, Tensor]:
-        """The policy output and the state value (B,) for the same inputs as :meth:`forward`."""
-        return self.policy_and_value_from({"frames": frames, "goal": goal})
+    def policy_and_value(self, frames: Tensor, goal: Tensor,
+                         critic_state: Tensor | None = None) -> tuple[PolicyOutput, Tensor]:
+        """The policy output and the state value (B,) for the inputs of :meth:`forward`.
+
+        ``critic_state`` (B, critic_state_dim) is the critic's privileged state (required
+        when ``critic_state_dim`` > 0).
+        """
+        inputs = {"frames": frames, "goal": goal}
+        if critic_state is not None:
+            inputs["critic_state"] = critic_state
+        return self.policy_and_value_from(inputs)
 
 
 def count_parameters(params: list[nn.Parameter]) -> int:

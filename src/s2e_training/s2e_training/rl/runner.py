@@ -61,7 +61,7 @@ from tqdm import tqdm
 
 from s2e_policy.embodiment import load_embodiment
 from s2e_policy.errors import S2EError
-from s2e_sim_bridge.envs import make_vector_env
+from s2e_sim_bridge.envs import CRITIC_STATE, make_vector_env
 from s2e_sim_bridge.navbench import report
 from s2e_sim_bridge.navbench.agents import make_agent
 from s2e_sim_bridge.navbench.episodes import EpisodeSet
@@ -127,7 +127,8 @@ def build_policy(base: S2EPolicyNet, config: RLConfig) -> RamPolicy:
     p = config.policy
     return RamPolicy(base, p.variant, p.value_hidden, p.learn_log_std, seed=config.seed,
                      exploration=Exploration(p.min_sigma_m, p.mode_temperature,
-                                             p.sampled_waypoints))
+                                             p.sampled_waypoints),
+                     critic_state_dim=len(CRITIC_STATE) if p.privileged_critic else 0)
 
 
 def make_optimizer(policy: RamPolicy, config: RLConfig) -> torch.optim.Adam:
@@ -177,8 +178,18 @@ def load_rl_checkpoint(path: Path) -> tuple[RamPolicy, RLConfig, TrainConfig, np
 
 
 def _to_tensors(obs: dict[str, np.ndarray], device: torch.device) -> tuple[torch.Tensor, ...]:
+    """``(frames, goal, critic_state)`` tensors of a vector env's observations (E, ...).
+
+    ``critic_state`` (E, 4) is the privileged state :func:`_with_critic_state` added.
+    """
     return (torch.as_tensor(obs["frames"], device=device),
-            torch.as_tensor(obs["goal"], device=device))
+            torch.as_tensor(obs["goal"], device=device),
+            torch.as_tensor(obs["critic_state"], device=device))
+
+
+def _with_critic_state(obs: dict[str, np.ndarray], info: dict[str, Any]) -> dict[str, np.ndarray]:
+    """The observations with the environments' privileged ``info["critic_state"]`` (E, 4)."""
+    return {**obs, "critic_state": info["critic_state"]}
 
 
 class Evaluator:
@@ -329,6 +340,7 @@ def collect_rollout(
         action = distribution.sample(output, waypoint_dt_s, generator, policy.exploration)
         obs, reward, terminated, truncated, info = envs.step(
             action.waypoints_m.cpu().numpy().astype(np.float32))
+        obs = _with_critic_state(obs, info)
         valid = ~autoreset
         storage.add(inputs=inputs, mode=action.mode, waypoints_m=action.waypoints_m,
                     log_prob=action.log_prob, value=value,
@@ -344,8 +356,9 @@ def collect_rollout(
                 mask = info["reward_terms"][f"_{name}"] & valid
                 term_sums[name] = term_sums.get(name, 0.0) + float(np.sum(values[mask]))
         autoreset = ended & valid
-    frames, goal = _to_tensors(obs, device)
-    storage.next_value.copy_(policy.policy_and_value(frames, goal)[1])
+    frames, goal, critic_state = _to_tensors(obs, device)
+    storage.next_value.copy_(policy.policy_and_value(
+        frames, goal, critic_state if policy.value_head.state_dim else None)[1])
     return obs, autoreset, {k: v / max(valid_steps, 1) for k, v in term_sums.items()}
 
 
@@ -573,7 +586,8 @@ def _loop(config: RLConfig, run_dir: Path, policy: RamPolicy, optimizer: torch.o
                desc=f"rl {config.policy.variant}", dynamic_ncols=True,
                disable=not (progress and distributed.is_main))
     try:
-        obs, _ = envs.reset(seed=_seed(config.seed, distributed.rank, start) % 2**31)
+        obs, info = envs.reset(seed=_seed(config.seed, distributed.rank, start) % 2**31)
+        obs = _with_critic_state(obs, info)
         autoreset = np.zeros(env_count, dtype=bool)
         policy.train()
         with deferred_sigint() as interrupted:
