@@ -137,7 +137,10 @@ class ValueHead(nn.Sequential):
         self.state_dim = state_dim
 
     def forward(self, pooled: Tensor, state: Tensor | None = None) -> Tensor:
-        """(B, D) pooled memory [+ (B, state_dim) state] -> (B,) values."""
+        """(B, D) pooled memory [+ (B, state_dim) state] -> (B,) values.
+
+        With ``state_dim`` 0 a given state is not used, so callers may always pass it.
+        """
         x = self[0](pooled)
         if self.state_dim:
             if state is None or state.shape[-1] != self.state_dim:

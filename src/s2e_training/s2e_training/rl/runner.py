@@ -357,8 +357,7 @@ def collect_rollout(
                 term_sums[name] = term_sums.get(name, 0.0) + float(np.sum(values[mask]))
         autoreset = ended & valid
     frames, goal, critic_state = _to_tensors(obs, device)
-    storage.next_value.copy_(policy.policy_and_value(
-        frames, goal, critic_state if policy.value_head.state_dim else None)[1])
+    storage.next_value.copy_(policy.policy_and_value(frames, goal, critic_state)[1])
     return obs, autoreset, {k: v / max(valid_steps, 1) for k, v in term_sums.items()}
 
 
