@@ -1,7 +1,9 @@
 """Every renderer backend against the numpy reference, analytic cases and compositing rules.
 
-The ``cpu`` backend always runs; the ``cuda`` (gsplat) backend runs the same tests where
-gsplat and a CUDA GPU are available and is skipped otherwise.
+The ``cpu`` backend always runs, twice: with several numba threads (tiles composited in
+parallel) and with one (the whole-frame compositor of vector-env workers). The ``cuda``
+(gsplat) backend runs the same tests where gsplat and a CUDA GPU are available and is skipped
+otherwise.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import math
 import sys
 from pathlib import Path
 
+import numba
 import numpy as np
 import pytest
 
@@ -49,7 +52,7 @@ CUDA = pytest.param(
         pytest.mark.skipif(not _cuda_available(), reason="gsplat with a CUDA GPU not available"),
     ],
 )
-BACKENDS = ["cpu", CUDA]
+CPU_ONE_THREAD = "cpu-one-thread"  # the cpu backend with numba limited to one thread
 # Largest |difference| to the float64 reference (rgb, alpha; depth where alpha > 0.5). The cpu
 # backend computes in float64 like the reference; gsplat 1.5.3 computes in float32 and met the
 # same bound on an H100.
@@ -97,12 +100,25 @@ def assert_matches_reference(result, expected, tol: float) -> None:
     assert result.rgb.dtype == np.float32 and result.depth.dtype == np.float32
 
 
+@pytest.fixture(params=["cpu", CPU_ONE_THREAD, CUDA])
+def backend(request) -> str:
+    """The backend name for ``render``; ``cpu-one-thread`` runs ``cpu`` on one numba thread."""
+    if request.param != CPU_ONE_THREAD:
+        yield request.param
+        return
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        yield "cpu"
+    finally:
+        numba.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module", params=FIXTURE_SCENES)
 def fixture_scene(request, fixtures_dir: Path) -> GaussianScene:
     return load_scene(fixtures_dir / "scenes" / request.param)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 def test_matches_reference_on_fixture_scenes(fixture_scene: GaussianScene, backend: str) -> None:
     width, height = FIXTURE_SIZE_PX
     viewmat, K = camera_for(fixture_scene, width, height)
@@ -112,7 +128,6 @@ def test_matches_reference_on_fixture_scenes(fixture_scene: GaussianScene, backe
     assert_matches_reference(result, expected, TOLERANCE[backend])
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 def test_matches_reference_on_random_scenes(seed: int, backend: str) -> None:
     rng = np.random.default_rng(seed)
@@ -129,7 +144,6 @@ def test_matches_reference_on_random_scenes(seed: int, backend: str) -> None:
     assert_matches_reference(result, expected, TOLERANCE[backend])
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 def test_needle_gaussians_match_reference(backend: str) -> None:
     # Thin, long, rotated footprints fill a small part of their box: every pixel of the
     # ellipse must still be composited (the cpu backend walks per-row spans of it).
@@ -145,7 +159,6 @@ def test_needle_gaussians_match_reference(backend: str) -> None:
     assert_matches_reference(result, expected, TOLERANCE[backend])
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 def test_equal_depths_composite_in_index_order(backend: str) -> None:
     # Overlapping Gaussians on one plane facing the camera all have the same depth, so only
     # the tie rule orders them: the lower index first, and the first scene before an extra
@@ -181,7 +194,6 @@ def _single(mean, scale: float, opacity: float, rgb) -> GaussianScene:
     )
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 def test_isotropic_gaussian_matches_closed_form(backend: str) -> None:
     # camera at the origin looking along world +z (identity viewmat), principal point on the
     # centre of pixel (8, 6), Gaussian on the optical axis
@@ -205,7 +217,6 @@ def test_isotropic_gaussian_matches_closed_form(backend: str) -> None:
     np.testing.assert_allclose(0.5 + SH_C0 * scene.sh[0, 0], colour, atol=1e-6)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 def test_early_termination_stops_before_the_saturating_gaussian(backend: str) -> None:
     # layers of alpha 0.95 at the centre pixel: T = 0.05, 0.0025, 1.25e-4, then 6.25e-6 <= 1e-4
     # so the 4th layer (and every later one) is never added
@@ -226,7 +237,6 @@ def test_early_termination_stops_before_the_saturating_gaussian(backend: str) ->
     np.testing.assert_allclose(out.depth[4, 4], expected_depth, rtol=1e-5)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 def test_background_fills_uncovered_pixels(backend: str) -> None:
     rng = np.random.default_rng(7)
     scene = random_scene(rng, n=200, sh_degree=1)
@@ -249,7 +259,6 @@ def test_background_fills_uncovered_pixels(backend: str) -> None:
     assert not empty.alpha.any() and not empty.depth.any()
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 def test_extra_scenes_equal_rendering_the_concatenation(backend: str) -> None:
     rng = np.random.default_rng(11)
     static = random_scene(rng, n=300, sh_degree=3)
@@ -264,7 +273,6 @@ def test_extra_scenes_equal_rendering_the_concatenation(backend: str) -> None:
     assert np.abs(together.rgb - alone.rgb).max() > 0.05, "the extras must be visible"
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 def test_batch_equals_loop(backend: str) -> None:
     rng = np.random.default_rng(5)
     scene = random_scene(rng, n=300, sh_degree=2)

@@ -21,13 +21,18 @@ Per camera:
    ``TABLE_COLUMNS`` float64 per Gaussian (centre, conic, opacity, colour, depth, footprint),
    so later stages read one contiguous row per Gaussian. View-independent colours (SH degree
    0) are cached per scene; other colours are evaluated for the visible rows only.
-2. :func:`bin_kernel` sorts the visible rows once by float32 camera depth (stable LSD radix
-   sort: ties keep the lower row first, like gsplat's sort) and bins them into 16x16 tiles
-   with a counting sort, which keeps each tile's list depth-sorted. The drawn rows come in
-   ascending order from one pass over the drawn flags (:func:`_gather_drawn`).
-3. :func:`composite_kernel` (parallel over tiles, handed out one at a time) walks each tile's
-   list once; each Gaussian updates only the pixels of its footprint ellipse, front to back,
-   with per-pixel early termination and a per-tile exit once every pixel has terminated.
+2. :func:`sort_rows_kernel` sorts the visible rows once by float32 camera depth (stable LSD
+   radix sort: ties keep the lower row first, like gsplat's sort) into a packed copy. The
+   drawn rows come in ascending order from one pass over the drawn flags
+   (:func:`_gather_drawn`).
+3. With more than one numba thread, :func:`tile_lists_kernel` bins the sorted rows into
+   16x16 tiles with a counting sort, which keeps each tile's list depth-sorted, and
+   :func:`composite_kernel` (parallel over tiles, handed out one at a time) walks each tile's
+   list once, with a per-tile exit once every pixel has terminated. On one thread (a
+   vector-env worker) :func:`composite_frame_kernel` walks the sorted rows once over the
+   whole frame instead, with no tile lists. Both blend each Gaussian over the pixels of its
+   footprint ellipse only, front to back, with per-pixel early termination
+   (:func:`_blend_box`), so their images are identical bit for bit.
 
 Level of detail (``lod_px > 0``; off by default, and then the steps above are exact): each
 scene of at least :data:`.lod.LOD_MIN_GAUSSIANS` Gaussians also gets, once, coarser levels of
@@ -51,7 +56,7 @@ import threading
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit, parallel_chunksize, prange
+from numba import get_num_threads, njit, parallel_chunksize, prange
 
 from s2e_sim_bridge.render import lod as lod_levels
 from s2e_sim_bridge.render.camera import camera_centre
@@ -468,47 +473,58 @@ def _argsort_depth(z: np.ndarray) -> np.ndarray:
 
 
 @njit(parallel=True, cache=True)
-def bin_kernel(
-    table: np.ndarray, visible: np.ndarray, width: int, height: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Depth-sort the visible rows of one camera's table and bin them into 16x16 tiles.
+def sort_rows_kernel(table: np.ndarray, visible: np.ndarray) -> np.ndarray:
+    """Copy the visible rows of one camera's table in depth order.
 
     Args:
         table: ``(M, TABLE_COLUMNS)`` float64 per-frame table from :func:`project_kernel`.
         visible: ``(V,)`` int64 drawn rows, ascending.
-        width: image width (pixels).
-        height: image height (pixels).
 
     Returns:
-        ``packed (V, TABLE_COLUMNS)`` float64 copy of the visible rows in depth order,
-        ``starts (tiles + 1,)`` int64 offsets of each row-major tile's list in ``entries``,
-        and ``entries`` int32 rows of ``packed``, ascending (so depth-sorted) in each tile.
+        ``packed (V, TABLE_COLUMNS)`` float64: the rows sorted by float32 camera depth
+        (stable, so ties keep the lower row first).
     """
     n_vis = visible.shape[0]
-    tiles_x = (width + TILE_SIZE_PX - 1) // TILE_SIZE_PX
-    tiles_y = (height + TILE_SIZE_PX - 1) // TILE_SIZE_PX
-    n_tiles = tiles_x * tiles_y
     depth = np.empty(n_vis, dtype=np.float64)
     for v in prange(n_vis):
         depth[v] = table[visible[v], _Z]
     order = _argsort_depth(depth)
     packed = np.empty((n_vis, TABLE_COLUMNS), dtype=np.float64)
-    tile_box = np.empty((n_vis, 4), dtype=np.int64)
     for r in prange(n_vis):
         g = visible[order[r]]
         for col in range(TABLE_COLUMNS):
             packed[r, col] = table[g, col]
-        px = table[g, _PX]
-        py = table[g, _PY]
-        rx = table[g, _RX]
-        ry = table[g, _RY]
+    return packed
+
+
+@njit(cache=True)
+def tile_lists_kernel(packed: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """Bin depth-sorted rows into 16x16 tiles (counting sort: each tile's list stays sorted).
+
+    Args:
+        packed: ``(V, TABLE_COLUMNS)`` float64 rows in depth order (:func:`sort_rows_kernel`).
+        width: image width (pixels).
+        height: image height (pixels).
+
+    Returns:
+        ``starts (tiles + 1,)`` int64 offsets of each row-major tile's list in ``entries``,
+        and ``entries`` int32 rows of ``packed``, ascending in each tile.
+    """
+    n_vis = packed.shape[0]
+    tiles_x = (width + TILE_SIZE_PX - 1) // TILE_SIZE_PX
+    tiles_y = (height + TILE_SIZE_PX - 1) // TILE_SIZE_PX
+    n_tiles = tiles_x * tiles_y
+    tile_box = np.empty((n_vis, 4), dtype=np.int64)
+    starts = np.zeros(n_tiles + 1, dtype=np.int64)
+    for r in range(n_vis):
+        px = packed[r, _PX]
+        py = packed[r, _PY]
+        rx = packed[r, _RX]
+        ry = packed[r, _RY]
         tile_box[r, 0] = min(tiles_x, max(0, int(np.floor((px - rx) / TILE_SIZE_PX))))
         tile_box[r, 1] = min(tiles_x, max(0, int(np.ceil((px + rx) / TILE_SIZE_PX))))
         tile_box[r, 2] = min(tiles_y, max(0, int(np.floor((py - ry) / TILE_SIZE_PX))))
         tile_box[r, 3] = min(tiles_y, max(0, int(np.ceil((py + ry) / TILE_SIZE_PX))))
-    # counting sort into tiles; visiting Gaussians in depth order keeps every list sorted
-    starts = np.zeros(n_tiles + 1, dtype=np.int64)
-    for r in range(n_vis):
         for ty in range(tile_box[r, 2], tile_box[r, 3]):
             for tx in range(tile_box[r, 0], tile_box[r, 1]):
                 starts[ty * tiles_x + tx + 1] += 1
@@ -522,7 +538,130 @@ def bin_kernel(
                 t = ty * tiles_x + tx
                 entries[cursor[t]] = r
                 cursor[t] += 1
-    return packed, starts, entries
+    return starts, entries
+
+
+@njit(inline="always")
+def _row_stopped(done: np.ndarray, ly: int, xa: int, xb: int) -> bool:
+    """True when every pixel ``xa..xb`` of row ``ly`` has stopped.
+
+    ``done[ly, w]`` holds the stopped flags of pixels ``64 w .. 64 w + 63`` of the row, one
+    bit each.
+    """
+    for w in range(xa >> 6, (xb >> 6) + 1):
+        lo = max(xa, w << 6) & 63
+        n = (min(xb, (w << 6) + 63) & 63) - lo + 1
+        segment = np.int64(-1) if n == 64 else ((np.int64(1) << n) - 1) << lo
+        if done[ly, w] & segment != segment:
+            return False
+    return True
+
+
+@njit(inline="always", fastmath=True)
+def _blend_box(
+    packed: np.ndarray, g: int, x0: int, y0: int, xa: int, xb: int, ya: int, yb: int,
+    trans: np.ndarray, acc: np.ndarray, done: np.ndarray,
+) -> int:
+    """Composite row ``g`` of ``packed`` over the local box ``[xa, xb] x [ya, yb]``.
+
+    The local pixel ``(lx, ly)`` has its centre at ``(x0 + lx + 0.5, y0 + ly + 0.5)``. The
+    Gaussian only visits the box pixels whose centres lie, row by row, between the roots of
+    ``sigma(dx) = cut`` (its ``alpha = ALPHA_MIN`` ellipse, widened by
+    :data:`SPAN_DISC_PAD` and :data:`SPAN_PAD_PX`); outside it alpha is below ``ALPHA_MIN``
+    and the per-pixel rule would skip the pixel anyway, so the spans save work without
+    changing a pixel. A box row whose pixels have all stopped is skipped at once.
+
+    Args:
+        packed: ``(V, TABLE_COLUMNS)`` float64 rows in depth order.
+        g: the row of ``packed`` to composite.
+        x0: image column of local column 0 (pixels).
+        y0: image row of local row 0 (pixels).
+        xa: first local column of the box (clipped to the local pixels).
+        xb: last local column of the box.
+        ya: first local row of the box.
+        yb: last local row of the box.
+        trans: ``(h, w)`` float64 transmittance of the local pixels, updated.
+        acc: ``(h, w, 4)`` float64 accumulated RGB and depth, updated.
+        done: ``(h, ceil(w / 64))`` int64 stopped flags (see :func:`_row_stopped`), updated.
+
+    Returns:
+        How many pixels stopped (their next transmittance fell to ``TRANSMITTANCE_MIN``).
+    """
+    px = packed[g, _PX]
+    py = packed[g, _PY]
+    ca = packed[g, _CA]
+    cb = packed[g, _CB]
+    cc = packed[g, _CC]
+    opac = packed[g, _OPAC]
+    cut = packed[g, _SIGMA_CUT]
+    col_r = packed[g, _R]
+    col_g = packed[g, _G]
+    col_b = packed[g, _B]
+    depth_z = packed[g, _Z]
+    stopped = 0
+    span_a = 0.5 * ca  # sigma(dx) = span_a dx^2 + span_b dx + span_c on one row
+    for ly in range(ya, yb + 1):
+        if _row_stopped(done, ly, xa, xb):
+            continue
+        dy = py - (y0 + ly + 0.5)
+        # The row's pixels with sigma <= cut have dx between the roots of sigma(dx) = cut;
+        # the discriminant is widened by SPAN_DISC_PAD of its terms' size (far above float
+        # rounding), so no passing pixel is left out and the per-pixel test below still
+        # decides every pixel.
+        span_b = cb * dy
+        span_c = 0.5 * cc * dy * dy - cut
+        scale = span_b * span_b + 4.0 * span_a * abs(span_c)
+        disc = max(span_b * span_b - 4.0 * span_a * span_c, 0.0) + SPAN_DISC_PAD * scale
+        half = np.sqrt(disc) / (2.0 * span_a) + SPAN_PAD_PX
+        mid = -span_b / (2.0 * span_a)
+        # dx = px - (x0 + lx + 0.5)  <=>  lx = px - dx - x0 - 0.5
+        lx_lo = max(xa, int(np.ceil(px - (mid + half) - x0 - 0.5)))
+        lx_hi = min(xb, int(np.floor(px - (mid - half) - x0 - 0.5)))
+        for lx in range(lx_lo, lx_hi + 1):
+            word = lx >> 6
+            bit = np.int64(1) << (lx & 63)
+            if done[ly, word] & bit:
+                continue
+            dx = px - (x0 + lx + 0.5)
+            sigma = 0.5 * (ca * dx * dx + cc * dy * dy) + cb * dx * dy
+            if sigma < 0.0 or sigma > cut:
+                continue
+            alpha = min(ALPHA_MAX, opac * np.exp(-sigma))
+            if alpha < ALPHA_MIN:
+                continue
+            t_pix = trans[ly, lx]
+            next_trans = t_pix * (1.0 - alpha)
+            if next_trans <= TRANSMITTANCE_MIN:
+                # stop before adding; trans keeps T_final
+                done[ly, word] |= bit
+                stopped += 1
+                continue
+            weight = alpha * t_pix
+            acc[ly, lx, 0] += weight * col_r
+            acc[ly, lx, 1] += weight * col_g
+            acc[ly, lx, 2] += weight * col_b
+            acc[ly, lx, 3] += weight * depth_z
+            trans[ly, lx] = next_trans
+    return stopped
+
+
+@njit(inline="always")
+def _write_pixels(
+    trans: np.ndarray, acc: np.ndarray, x0: int, y0: int, background: np.ndarray,
+    out_rgb: np.ndarray, out_depth: np.ndarray, out_alpha: np.ndarray,
+) -> None:
+    """Write local pixels ``(h, w)`` to the outputs at offset ``(x0, y0)``."""
+    for ly in range(trans.shape[0]):
+        for lx in range(trans.shape[1]):
+            y = y0 + ly
+            x = x0 + lx
+            t_final = trans[ly, lx]
+            coverage = 1.0 - t_final
+            out_rgb[y, x, 0] = acc[ly, lx, 0] + t_final * background[0]
+            out_rgb[y, x, 1] = acc[ly, lx, 1] + t_final * background[1]
+            out_rgb[y, x, 2] = acc[ly, lx, 2] + t_final * background[2]
+            out_alpha[y, x] = coverage
+            out_depth[y, x] = acc[ly, lx, 3] / coverage if coverage > 0.0 else 0.0
 
 
 @njit(parallel=True, cache=True, fastmath=True)
@@ -537,19 +676,17 @@ def composite_kernel(
 ) -> None:
     """Alpha-composite every tile front to back (tiles in parallel).
 
-    A Gaussian only visits the tile pixels of its footprint box whose centres lie, row by row,
-    between the roots of ``sigma(dx) = cut`` (its ``alpha = ALPHA_MIN`` ellipse, widened
-    by :data:`SPAN_DISC_PAD` and :data:`SPAN_PAD_PX`); outside it alpha is below
-    ``ALPHA_MIN`` and the per-pixel rule would skip the pixel anyway, so the spans save work
-    (1.2-1.3x at 64x64 on street views) without changing a pixel. Terminated
-    pixels are kept as one bit mask per tile row, so a box row whose pixels have all stopped
-    is skipped at once, and the tile stops once every pixel has. Every
-    pixel still sees its Gaussians in depth order, so the result is exactly the per-pixel rule.
-    ``fastmath`` only lets LLVM reorder float arithmetic (inputs are finite).
+    Each Gaussian of a tile's list blends over its footprint box clipped to the tile
+    (:func:`_blend_box`); the tile stops once every pixel has. Every pixel still sees its
+    Gaussians in depth order, so the result is exactly the per-pixel rule, and the same as
+    :func:`composite_frame_kernel`'s. ``fastmath`` only lets LLVM reorder float arithmetic
+    (inputs are finite).
 
     Args:
-        packed: ``(V, TABLE_COLUMNS)`` float64 visible rows in depth order (:func:`bin_kernel`).
-        starts: ``(tiles + 1,)`` int64 offsets of each tile's list in ``entries``.
+        packed: ``(V, TABLE_COLUMNS)`` float64 visible rows in depth order
+            (:func:`sort_rows_kernel`).
+        starts: ``(tiles + 1,)`` int64 offsets of each tile's list in ``entries``
+            (:func:`tile_lists_kernel`).
         entries: int32 rows of ``packed``, ascending within each tile.
         background: ``(3,)`` float64 RGB added with the final transmittance.
         out_rgb: ``(H, W, 3)`` float32 output colour.
@@ -566,85 +703,62 @@ def composite_kernel(
         tile_h = min(TILE_SIZE_PX, height - y0)
         trans = np.ones((tile_h, tile_w))
         acc = np.zeros((tile_h, tile_w, 4))
-        row_done = np.zeros(tile_h, dtype=np.int64)  # bit lx set: pixel (lx, ly) has stopped
+        done = np.zeros((tile_h, 1), dtype=np.int64)  # TILE_SIZE_PX <= 64: one word a row
         active = tile_h * tile_w
         for k in range(starts[t], starts[t + 1]):
             g = entries[k]
-            px = packed[g, _PX]
-            py = packed[g, _PY]
-            ca = packed[g, _CA]
-            cb = packed[g, _CB]
-            cc = packed[g, _CC]
-            opac = packed[g, _OPAC]
-            cut = packed[g, _SIGMA_CUT]
-            col_r = packed[g, _R]
-            col_g = packed[g, _G]
-            col_b = packed[g, _B]
-            depth_z = packed[g, _Z]
-            # pixels whose centres (x + 0.5, y + 0.5) lie in the footprint box, clipped to the tile
-            xa = max(0, int(np.ceil(px - packed[g, _RX] - 0.5)) - x0)
-            xb = min(tile_w - 1, int(np.floor(px + packed[g, _RX] - 0.5)) - x0)
-            ya = max(0, int(np.ceil(py - packed[g, _RY] - 0.5)) - y0)
-            yb = min(tile_h - 1, int(np.floor(py + packed[g, _RY] - 0.5)) - y0)
+            # pixels whose centres (x + 0.5, y + 0.5) lie in the footprint box, in the tile
+            xa = max(0, int(np.ceil(packed[g, _PX] - packed[g, _RX] - 0.5)) - x0)
+            xb = min(tile_w - 1, int(np.floor(packed[g, _PX] + packed[g, _RX] - 0.5)) - x0)
+            ya = max(0, int(np.ceil(packed[g, _PY] - packed[g, _RY] - 0.5)) - y0)
+            yb = min(tile_h - 1, int(np.floor(packed[g, _PY] + packed[g, _RY] - 0.5)) - y0)
             if xb < xa:
                 continue
-            segment = ((np.int64(1) << (xb - xa + 1)) - 1) << xa
-            span_a = 0.5 * ca  # sigma(dx) = span_a dx^2 + span_b dx + span_c on one row
-            for ly in range(ya, yb + 1):
-                row_bits = row_done[ly]
-                if row_bits & segment == segment:
-                    continue  # every pixel of this row of the box has stopped
-                dy = py - (y0 + ly + 0.5)
-                # The row's pixels with sigma <= cut have dx between the roots of
-                # sigma(dx) = cut; the discriminant is widened by SPAN_DISC_PAD of its terms'
-                # size (far above float rounding), so no passing pixel is left out and the
-                # per-pixel test below still decides every pixel.
-                span_b = cb * dy
-                span_c = 0.5 * cc * dy * dy - cut
-                scale = span_b * span_b + 4.0 * span_a * abs(span_c)
-                disc = max(span_b * span_b - 4.0 * span_a * span_c, 0.0) + SPAN_DISC_PAD * scale
-                half = np.sqrt(disc) / (2.0 * span_a) + SPAN_PAD_PX
-                mid = -span_b / (2.0 * span_a)
-                # dx = px - (x0 + lx + 0.5)  <=>  lx = px - dx - x0 - 0.5
-                lx_lo = max(xa, int(np.ceil(px - (mid + half) - x0 - 0.5)))
-                lx_hi = min(xb, int(np.floor(px - (mid - half) - x0 - 0.5)))
-                for lx in range(lx_lo, lx_hi + 1):
-                    if (row_bits >> lx) & 1:
-                        continue
-                    dx = px - (x0 + lx + 0.5)
-                    sigma = 0.5 * (ca * dx * dx + cc * dy * dy) + cb * dx * dy
-                    if sigma < 0.0 or sigma > cut:
-                        continue
-                    alpha = min(ALPHA_MAX, opac * np.exp(-sigma))
-                    if alpha < ALPHA_MIN:
-                        continue
-                    t_pix = trans[ly, lx]
-                    next_trans = t_pix * (1.0 - alpha)
-                    if next_trans <= TRANSMITTANCE_MIN:
-                        # stop before adding; trans keeps T_final
-                        row_bits |= np.int64(1) << lx
-                        row_done[ly] = row_bits
-                        active -= 1
-                        continue
-                    weight = alpha * t_pix
-                    acc[ly, lx, 0] += weight * col_r
-                    acc[ly, lx, 1] += weight * col_g
-                    acc[ly, lx, 2] += weight * col_b
-                    acc[ly, lx, 3] += weight * depth_z
-                    trans[ly, lx] = next_trans
+            active -= _blend_box(packed, g, x0, y0, xa, xb, ya, yb, trans, acc, done)
             if active == 0:
                 break
-        for ly in range(tile_h):
-            for lx in range(tile_w):
-                y = y0 + ly
-                x = x0 + lx
-                t_final = trans[ly, lx]
-                coverage = 1.0 - t_final
-                out_rgb[y, x, 0] = acc[ly, lx, 0] + t_final * background[0]
-                out_rgb[y, x, 1] = acc[ly, lx, 1] + t_final * background[1]
-                out_rgb[y, x, 2] = acc[ly, lx, 2] + t_final * background[2]
-                out_alpha[y, x] = coverage
-                out_depth[y, x] = acc[ly, lx, 3] / coverage if coverage > 0.0 else 0.0
+        _write_pixels(trans, acc, x0, y0, background, out_rgb, out_depth, out_alpha)
+
+
+@njit(cache=True, fastmath=True)
+def composite_frame_kernel(
+    packed: np.ndarray,
+    background: np.ndarray,
+    out_rgb: np.ndarray,
+    out_depth: np.ndarray,
+    out_alpha: np.ndarray,
+) -> None:
+    """Alpha-composite the whole frame front to back on one thread, without tiles.
+
+    The same per-pixel rule as :func:`composite_kernel`, with the same result bit for bit,
+    for a renderer that runs on one thread (e.g. a vector-env worker): each Gaussian is
+    visited once, in depth order, over its footprint box clipped to the image, so there are
+    no tile lists to build and no Gaussian is split at tile borders, and the rows of
+    ``packed`` are read in order. On street views this composites 64x64 frames 1.1-1.3x
+    and 128x96 frames 1.4x faster than the tile kernel on one thread
+    (``benchmarks/render.py`` compares both).
+
+    Args:
+        packed: ``(V, TABLE_COLUMNS)`` float64 visible rows in depth order
+            (:func:`sort_rows_kernel`).
+        background: ``(3,)`` float64 RGB added with the final transmittance.
+        out_rgb: ``(H, W, 3)`` float32 output colour.
+        out_depth: ``(H, W)`` float32 output expected depth (0 where alpha is 0).
+        out_alpha: ``(H, W)`` float32 output ``1 - T_final``.
+    """
+    height, width = out_alpha.shape
+    trans = np.ones((height, width))
+    acc = np.zeros((height, width, 4))
+    done = np.zeros((height, (width + 63) >> 6), dtype=np.int64)
+    for g in range(packed.shape[0]):
+        xa = max(0, int(np.ceil(packed[g, _PX] - packed[g, _RX] - 0.5)))
+        xb = min(width - 1, int(np.floor(packed[g, _PX] + packed[g, _RX] - 0.5)))
+        ya = max(0, int(np.ceil(packed[g, _PY] - packed[g, _RY] - 0.5)))
+        yb = min(height - 1, int(np.floor(packed[g, _PY] + packed[g, _RY] - 0.5)))
+        if xb < xa:
+            continue
+        _blend_box(packed, g, 0, 0, xa, xb, ya, yb, trans, acc, done)
+    _write_pixels(trans, acc, 0, 0, background, out_rgb, out_depth, out_alpha)
 
 
 @dataclass(frozen=True)
@@ -1016,7 +1130,11 @@ def render_cpu(
                 dirs = means[local].astype(np.float64) - centre
                 sh_rgb = eval_sh(sh[local], dirs).astype(np.float64)
                 table[rows, _R : _B + 1] = np.maximum(sh_rgb + SH_COLOUR_OFFSET, 0.0)
-        packed, starts, entries = bin_kernel(table, visible, width, height)
+        packed = sort_rows_kernel(table, visible)
+        if get_num_threads() == 1:
+            composite_frame_kernel(packed, background, rgb[cam], depth[cam], alpha[cam])
+            continue
+        starts, entries = tile_lists_kernel(packed, width, height)
         with parallel_chunksize(1):  # tiles differ a lot in cost: hand them out one by one
             composite_kernel(packed, starts, entries, background, rgb[cam], depth[cam], alpha[cam])
     return rgb, depth, alpha
