@@ -12,11 +12,6 @@ measured in the same run, and the process's peak resident memory. The load avera
 printed because the machine may be shared: compare numbers only between runs at similar load.
 ``--backend cuda`` times the gsplat backend instead (GPU needed).
 
-``--compositors`` times, on one numba thread, the two compositing kernels of the cpu backend
-on the same frames (after culling, projection and sorting, interleaved per frame): 16x16 tiles
-(used with several threads) and the whole frame at once (used on one thread, as in vector-env
-workers), and checks that their images are identical.
-
 ``--pedestrians N`` adds a crowd of N walkers along the street, posed as a new scene every
 frame inside the timed region (what the simulator does), and prints the per-frame cost of
 posing and preparing that crowd (cpu backend) without rasterising it.
@@ -27,7 +22,6 @@ Run::
     .venv/bin/python benchmarks/render.py --counts 100000 --sizes 128
     .venv/bin/python benchmarks/render.py --lod-px 0     # exact renderer only
     .venv/bin/python benchmarks/render.py --counts 100000 --sizes 64 --pedestrians 12
-    .venv/bin/python benchmarks/render.py --counts 100000 --sizes 64 128 --compositors
 """
 
 from __future__ import annotations
@@ -48,7 +42,7 @@ from s2e_sim_bridge.pedestrians.bodies import (
     pose_bodies,
     sample_palettes,
 )
-from s2e_sim_bridge.render import camera_from_pose, cpu, intrinsics_from_fov, render
+from s2e_sim_bridge.render import camera_from_pose, intrinsics_from_fov, render
 from s2e_sim_bridge.render.cpu import drawn_rows, prepare_scene
 from s2e_sim_bridge.scene import GaussianScene, generate_street_scene
 
@@ -70,7 +64,6 @@ REFERENCE_MAX_GAUSSIANS = 200_000  # the reference holds (W x N) float64 arrays 
 SEED = 0
 KIB_PER_MIB = 1024
 DEFAULT_LOD_PX = 1.0
-COMPOSITOR_REPEATS = 3  # --compositors: best of this many runs per frame and kernel
 CROWD_HALF_WIDTH_M = 3.0  # walkers keep to |y| <= this (the roadway of the generated street)
 WALK_SPEED_MPS = 1.3
 FRAME_PERIOD_S = 0.2  # the simulator's 5 Hz camera
@@ -188,51 +181,6 @@ def compare_lod(scene, poses, size: int, lod_px: float,
     }
 
 
-def compare_compositors(scene, poses, size: int, lod_px: float,
-                        crowd: Crowd | None = None) -> dict[str, float]:
-    """Tile and whole-frame compositing of the same frames on one thread (cpu backend).
-
-    Each frame is culled, projected and sorted once; then both kernels composite it, the
-    better of ``COMPOSITOR_REPEATS`` runs each (the tile time includes building the tile
-    lists, which the whole-frame kernel does not need). Returns the mean ms per frame of
-    both and whether every image was identical.
-    """
-    import numba
-
-    K = intrinsics_from_fov(size, size, HFOV_DEG)
-    background = np.zeros(3)
-    out = [(np.empty((size, size, 3), np.float32), np.empty((size, size), np.float32),
-            np.empty((size, size), np.float32)) for _ in range(2)]
-    threads = numba.get_num_threads()
-    numba.set_num_threads(1)
-    seconds = np.zeros(2)
-    identical = True
-    try:
-        for frame, viewmat in enumerate(poses):
-            scenes = [scene] + ([] if crowd is None else [crowd.scene(frame)])
-            layout = cpu._layout(scenes, lod_px)
-            table, drawn, kept, visible = cpu._BUFFERS.get(layout.offsets[-1])
-            rows = cpu._project_frame(layout, np.ascontiguousarray(viewmat), K, size, size,
-                                      cpu.DEFAULT_NEAR_M, cpu.DEFAULT_FAR_M, lod_px, table,
-                                      drawn, kept, visible)
-            packed = cpu.sort_rows_kernel(table, rows)
-            best = [math.inf, math.inf]
-            for _ in range(COMPOSITOR_REPEATS + 1):  # the first run of each also compiles
-                start = time.perf_counter()
-                starts, entries = cpu.tile_lists_kernel(packed, size, size)
-                cpu.composite_kernel(packed, starts, entries, background, *out[0])
-                best[0] = min(best[0], time.perf_counter() - start)
-                start = time.perf_counter()
-                cpu.composite_frame_kernel(packed, background, *out[1])
-                best[1] = min(best[1], time.perf_counter() - start)
-            seconds += best
-            identical &= all(np.array_equal(a, b) for a, b in zip(*out, strict=True))
-    finally:
-        numba.set_num_threads(threads)
-    ms = 1e3 * seconds / len(poses)
-    return {"tiles_ms": float(ms[0]), "frame_ms": float(ms[1]), "identical": identical}
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--counts", type=int, nargs="+", default=list(DEFAULT_COUNTS))
@@ -243,8 +191,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lod-px", type=float, default=DEFAULT_LOD_PX,
                         help="level-of-detail threshold (pixels) compared with the exact "
                              "render (cpu backend); 0 times the exact render only")
-    parser.add_argument("--compositors", action="store_true",
-                        help="time tile vs whole-frame compositing on one thread (cpu backend)")
     parser.add_argument("--pedestrians", type=int, default=0,
                         help="walkers posed and drawn every frame (0: the static scene only)")
     args = parser.parse_args(argv)
@@ -257,23 +203,6 @@ def main(argv: list[str] | None = None) -> int:
         f"frames={args.frames} hfov={HFOV_DEG:g}deg"
         + (f" lod_px={args.lod_px:g} (off | on, frames interleaved)" if lod else "")
     )
-    if args.compositors:
-        if args.backend != "cpu":
-            parser.error("--compositors times the cpu backend's kernels")
-        print(f"{'gaussians':>10} {'size':>7} {'tiles ms':>9} {'frame ms':>9} {'speed-up':>9} "
-              f"{'identical':>9}   (one thread, lod_px={args.lod_px:g})")
-        for count in args.counts:
-            scene, _ = generate_street_scene(SEED, num_gaussians=count)
-            crowd = (Crowd(args.pedestrians, args.frames, scene.info.floor_height_m)
-                     if args.pedestrians > 0 else None)
-            for size in args.sizes:
-                r = compare_compositors(scene, drive_poses(args.frames), size, args.lod_px,
-                                        crowd)
-                print(f"{len(scene):>10} {f'{size}x{size}':>7} {r['tiles_ms']:>9.2f} "
-                      f"{r['frame_ms']:>9.2f} {r['tiles_ms'] / r['frame_ms']:>8.2f}x "
-                      f"{r['identical']!s:>9}")
-        print(f"load_avg_1min at end {os.getloadavg()[0]:.2f}")
-        return 0
     if lod:
         header = (
             f"{'gaussians':>10} {'size':>7} {'ms(med) off':>12} {'on':>7} {'FPS off':>8} "

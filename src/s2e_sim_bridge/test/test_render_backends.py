@@ -1,7 +1,7 @@
 """Every renderer backend against the numpy reference, analytic cases and compositing rules.
 
-The ``cpu`` backend always runs, twice: with several numba threads (tiles composited in
-parallel) and with one (the whole-frame compositor of vector-env workers). The ``cuda``
+The ``cpu`` backend always runs, twice: with several numba threads (row sets composited in
+parallel) and with one (as in a vector-env worker). The ``cuda``
 (gsplat) backend runs the same tests where gsplat and a CUDA GPU are available and is skipped
 otherwise.
 """

@@ -1,9 +1,10 @@
-"""The cpu backend's two compositors give the same images, bit for bit.
+"""The cpu backend's compositor gives the same images whatever its number of row sets.
 
-``composite_kernel`` (16x16 tiles in parallel, used with several numba threads) and
-``composite_frame_kernel`` (the whole frame on one thread, used by vector-env workers) must
-agree exactly, whatever the image width: one 64-bit word of stopped flags per row at 64 px
-and below, two or three words above, and image edges that are not tile multiples.
+``composite_kernel`` splits the image into ``parts`` interleaved row sets composited in
+parallel (``render`` passes the numba thread count: 1 in a vector-env worker, 2 here). The
+images must agree bit for bit for any ``parts``, whatever the image width: one 64-bit word of
+stopped-pixel flags per row at 64 px and below, two to four words above, heights that are not
+multiples of ``parts``. The backend tests compare the images with the numpy reference.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ POSES = [
     (-10.0, 1.0, 0.6, 0.2, math.radians(5.0)),
     (5.0, -6.0, 0.6, 1.2, 0.0),
 ]
-SIZES = [(64, 64), (96, 72), (130, 70), (200, 150)]  # width, height (px)
+SIZES = [(64, 64), (96, 72), (130, 70), (200, 151)]  # width, height (px)
+PARTS = [2, 3, 7]  # compared with 1 part
 BACKGROUND = np.array([0.62, 0.74, 0.88])
 
 
@@ -50,32 +52,51 @@ def _packed_rows(scenes: list[GaussianScene], pose, width: int, height: int,
     return cpu.sort_rows_kernel(table, rows)
 
 
+def _composite(packed: np.ndarray, width: int, height: int, parts: int):
+    rgb = np.empty((height, width, 3), np.float32)
+    depth = np.empty((height, width), np.float32)
+    alpha = np.empty((height, width), np.float32)
+    cpu.composite_kernel(packed, parts, BACKGROUND, rgb, depth, alpha)
+    return rgb, depth, alpha
+
+
 @pytest.mark.parametrize("lod_px", [0.0, 1.0])
 @pytest.mark.parametrize(("width", "height"), SIZES)
-def test_frame_and_tile_compositors_agree_bit_for_bit(scenes, width, height, lod_px) -> None:
+def test_images_do_not_depend_on_the_number_of_row_sets(scenes, width, height, lod_px) -> None:
     for pose in POSES:
         packed = _packed_rows(scenes, pose, width, height, lod_px)
         assert len(packed) > 1000
-        images = []
-        for tiled in (True, False):
-            rgb = np.empty((height, width, 3), np.float32)
-            depth = np.empty((height, width), np.float32)
-            alpha = np.empty((height, width), np.float32)
-            if tiled:
-                starts, entries = cpu.tile_lists_kernel(packed, width, height)
-                cpu.composite_kernel(packed, starts, entries, BACKGROUND, rgb, depth, alpha)
-            else:
-                cpu.composite_frame_kernel(packed, BACKGROUND, rgb, depth, alpha)
-            images.append((rgb, depth, alpha))
-        (rgb_t, depth_t, alpha_t), (rgb_f, depth_f, alpha_f) = images
-        assert alpha_t.mean() > 0.5, "the street must fill most of the image"
-        assert np.array_equal(rgb_t, rgb_f)
-        assert np.array_equal(depth_t, depth_f)
-        assert np.array_equal(alpha_t, alpha_f)
+        rgb, depth, alpha = _composite(packed, width, height, 1)
+        assert alpha.mean() > 0.5, "the street must fill most of the image"
+        assert (alpha > 0.99).mean() > 0.3, "many pixels must stop early"
+        for parts in PARTS:
+            other = _composite(packed, width, height, parts)
+            assert np.array_equal(rgb, other[0]), parts
+            assert np.array_equal(depth, other[1]), parts
+            assert np.array_equal(alpha, other[2]), parts
+
+
+def test_more_row_sets_than_rows() -> None:
+    """Parts beyond the image height are not created; a 3-row image still composites."""
+    rng = np.random.default_rng(1)
+    packed = np.zeros((5, cpu.TABLE_COLUMNS))
+    packed[:, cpu._PX] = rng.uniform(0.0, 8.0, 5)
+    packed[:, cpu._PY] = rng.uniform(0.0, 3.0, 5)
+    packed[:, cpu._CA] = packed[:, cpu._CC] = 1.0
+    packed[:, cpu._OPAC] = 0.8
+    packed[:, cpu._SIGMA_CUT] = np.log(0.8 * 255.0)
+    packed[:, cpu._R : cpu._B + 1] = rng.uniform(0.0, 1.0, (5, 3))
+    packed[:, cpu._Z] = np.sort(rng.uniform(1.0, 5.0, 5))
+    packed[:, cpu._RX] = packed[:, cpu._RY] = 3.0
+    one = _composite(packed, 8, 3, 1)
+    many = _composite(packed, 8, 3, 16)
+    assert one[2].max() > 0.5
+    for a, b in zip(one, many, strict=True):
+        assert np.array_equal(a, b)
 
 
 def test_render_on_one_thread_equals_render_on_several(scenes) -> None:
-    """``render`` picks the compositor by the numba thread count; the image must not change."""
+    """``render`` splits by the numba thread count; the image must not change with it."""
     threads = numba.get_num_threads()
     if threads < 2:
         pytest.skip("needs at least 2 numba threads to compare with one")

@@ -1,6 +1,6 @@
 """Gaussian-splatting renderer: one set of conventions (gsplat classic), two backends.
 
-``cpu`` is a numba tile rasteriser (the default; no GPU needed), ``cuda`` wraps
+``cpu`` is a numba rasteriser (the default; no GPU needed), ``cuda`` wraps
 ``gsplat.rasterization`` (imported only when chosen). See :mod:`.renderer` for the outputs and
 :mod:`.conventions` for the exact rasterisation rules.
 """

@@ -17,8 +17,8 @@ intrinsics ``K`` in pixels:
    ``ceil(extend * sqrt(cov2d_xx))`` / ``ceil(extend * sqrt(cov2d_yy))`` with
    ``extend = min(BBOX_SIGMA_MAX, sqrt(2 ln(opacity / ALPHA_MIN)))``. For opacities in
    ``[0, 1]`` this box contains every pixel where the Gaussian's alpha can reach
-   ``ALPHA_MIN``, so it only decides which 16x16 tiles are visited and never changes an
-   image. Cull ``opacity < ALPHA_MIN`` and boxes entirely off-screen.
+   ``ALPHA_MIN``, so it only decides which pixels (and gsplat's 16x16 tiles) are visited
+   and never changes an image. Cull ``opacity < ALPHA_MIN`` and boxes entirely off-screen.
 5. Per pixel (centre ``(x + 0.5, y + 0.5)``), front to back by float32 camera ``z`` (ties:
    lower Gaussian index first): ``sigma = 0.5 d^T conic d``,
    ``alpha = min(ALPHA_MAX, opacity * exp(-sigma))``; skip ``sigma < 0`` or
@@ -53,8 +53,7 @@ SH_COLOUR_OFFSET = 0.5
 """Added to the SH-evaluated colour before clamping at 0 (3DGS/gsplat convention)."""
 
 TILE_SIZE_PX = 16
-"""Side of the square screen tiles (pixels); at most 63, as the CPU backend keeps one int64
-bit mask per tile row."""
+"""Side of the square screen tiles of the ``cuda`` backend (gsplat's ``tile_size``, pixels)."""
 
 DEFAULT_NEAR_M = 0.01
 """Default near plane (camera-space z, metres)."""

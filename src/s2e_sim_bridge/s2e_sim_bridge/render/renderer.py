@@ -47,7 +47,7 @@ from s2e_sim_bridge.render.validation import (
 from s2e_sim_bridge.scene.gaussians import GaussianScene
 
 BACKENDS = ("cpu", "cuda")
-"""Names accepted by ``backend``: ``cpu`` (numba tile rasteriser), ``cuda`` (gsplat)."""
+"""Names accepted by ``backend``: ``cpu`` (numba rasteriser), ``cuda`` (gsplat)."""
 
 ExtraScenes = GaussianScene | Sequence[GaussianScene] | None
 
