@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gymnasium as gym
+import numba
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
@@ -150,7 +151,12 @@ def test_vector_env(scene, tmp_path, asynchronous) -> None:
 
     path = tmp_path / "street.ply"
     save_scene(scene, path)
+    threads = numba.config.NUMBA_NUM_THREADS
+    numba.set_num_threads(threads)
     venv = make_vector_env(2, asynchronous=asynchronous, scene=path, config=SMALL, seed=0)
+    # Async workers render on their share of the cores; the env gymnasium builds in this
+    # process to read the spaces must not shrink this process's own thread count.
+    assert numba.get_num_threads() == threads
     try:
         obs, _ = venv.reset(seed=0)
         assert obs["frames"].shape == (2, 3, 3, 32, 32)

@@ -102,12 +102,16 @@ def assert_matches_reference(result, expected, tol: float) -> None:
 
 @pytest.fixture(params=["cpu", CPU_ONE_THREAD, CUDA])
 def backend(request) -> str:
-    """The backend name for ``render``; ``cpu-one-thread`` runs ``cpu`` on one numba thread."""
-    if request.param != CPU_ONE_THREAD:
+    """The backend name for ``render``, with numba's thread count set for the test.
+
+    ``cpu`` runs on every thread the process may use, ``cpu-one-thread`` on one.
+    """
+    if request.param == "cuda":
         yield request.param
         return
     threads = numba.get_num_threads()
-    numba.set_num_threads(1)
+    numba.set_num_threads(1 if request.param == CPU_ONE_THREAD
+                          else numba.config.NUMBA_NUM_THREADS)
     try:
         yield "cpu"
     finally:

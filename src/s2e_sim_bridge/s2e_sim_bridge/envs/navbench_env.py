@@ -25,6 +25,7 @@ default). Privileged state (pose, geodesic distance, pedestrians) is in ``info``
 from __future__ import annotations
 
 import dataclasses
+import multiprocessing
 import os
 from collections import deque
 from collections.abc import Sequence
@@ -348,7 +349,10 @@ def _worker_env(scene: SceneArg | Sequence[SceneArg] | None, config: EnvConfig |
     """An env for a vector-env subprocess whose compiled kernels use ``threads`` threads.
 
     Subprocesses share the machine's cores: each numba parallel region (the cpu renderer)
-    runs on its share, so ``num_envs`` workers do not oversubscribe the cores.
+    runs on its share, so ``num_envs`` workers do not oversubscribe the cores. Gymnasium
+    also builds one env in the parent process to read the spaces; the parent keeps its own
+    thread count (it may render too, e.g. the RL runner's held-out evaluation).
     """
-    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    if multiprocessing.parent_process() is not None:
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     return NavBenchEnv(scene, config, seed=seed)
