@@ -615,9 +615,9 @@ def composite_kernel(
     footprint box's rows in the part (:func:`_blend_box`), stopping once all its pixels
     have. Every pixel sees its Gaussians in depth order with the same arithmetic whatever
     ``parts`` is, so the images are identical bit for bit for any number of parts and equal
-    the per-pixel rule. One part (a vector-env worker's single thread) reads the rows of
-    ``packed`` in order and builds no per-tile lists. ``fastmath`` only lets LLVM reorder
-    float arithmetic (inputs are finite).
+    the per-pixel rule. With one part (a vector-env worker's single thread) the rows of
+    ``packed`` are read once, in order. ``fastmath`` only lets LLVM reorder float
+    arithmetic (inputs are finite).
 
     Args:
         packed: ``(V, TABLE_COLUMNS)`` float64 visible rows in depth order
