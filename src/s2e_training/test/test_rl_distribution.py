@@ -204,3 +204,45 @@ def test_only_the_executed_waypoints_are_drawn_and_scored() -> None:
     assert float(-action.log_prob.mean()) == pytest.approx(expected_m, abs=0.02)
     first = distribution.gaussian_entropy(output.gaussian[0, :, 0])  # (K,) first waypoint
     assert float(gauss_h) == pytest.approx(float((p * first).sum()), abs=1e-6)
+
+
+def test_held_noise_correlates_actions_without_changing_their_distribution() -> None:
+    # The same noise gives the same action; held noise renews after hold_steps steps or
+    # when an episode ends; every step's action still follows p(k, a).
+    exploration = distribution.Exploration(min_sigma_m=0.02, mode_temperature=0.5,
+                                           sampled_waypoints=1, hold_steps=3)
+    output = repeat(mixture(2, (1.5, 0.8, 2.5, 1.2)), SAMPLES)
+    held = distribution.HeldNoise(SAMPLES, exploration.hold_steps)
+    generator = torch.Generator().manual_seed(8)
+    no_restart = torch.zeros(SAMPLES, dtype=torch.bool).numpy()
+    steps = [distribution.sample(output, DT_S, generator, exploration,
+                                 held.next(4, 2, no_restart, generator)) for _ in range(4)]
+    expected = torch.softmax(output.scores[0] / 0.5, -1)
+    for action in steps:
+        frequencies = torch.bincount(action.mode, minlength=4).float() / SAMPLES
+        torch.testing.assert_close(frequencies, expected, atol=5e-3, rtol=0)
+        torch.testing.assert_close(action.log_prob, distribution.log_prob(
+            output, action.mode, action.waypoints_m, DT_S, exploration))
+    # steps 0-2 share their noise (the same action for the same observation), step 3 renews
+    for later in steps[1:3]:
+        assert torch.equal(later.mode, steps[0].mode)
+        assert torch.equal(later.waypoints_m, steps[0].waypoints_m)
+    same_mode = float((steps[3].mode == steps[2].mode).float().mean())
+    assert same_mode == pytest.approx(float(expected.square().sum()), abs=5e-3)
+    # fresh noise every step (hold 1) does not repeat actions
+    fresh = distribution.HeldNoise(SAMPLES, 1)
+    a, b = (distribution.sample(output, DT_S, generator, exploration,
+                                fresh.next(4, 2, no_restart, generator)) for _ in range(2))
+    assert float((a.mode == b.mode).float().mean()) < 0.9
+    # an ended episode renews only its own environment's noise
+    small = distribution.HeldNoise(3, 5)
+    first = small.next(4, 2, no_restart[:3], generator)
+    restart = no_restart[:3].copy()
+    restart[1] = True
+    second = small.next(4, 2, restart, generator)
+    assert torch.equal(second.gumbel[[0, 2]], first.gumbel[[0, 2]])
+    assert torch.equal(second.normal[[0, 2]], first.normal[[0, 2]])
+    assert not torch.equal(second.gumbel[1], first.gumbel[1])
+    assert not torch.equal(second.normal[1], first.normal[1])
+    with pytest.raises(ValueError, match="hold_steps"):
+        distribution.HeldNoise(2, 0)

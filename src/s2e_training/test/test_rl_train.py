@@ -212,17 +212,22 @@ def test_cli_trains_logs_evaluates_and_resumes_after_ctrl_c(world, tmp_path, mon
 def test_two_asynchronous_rollout_workers(world, tmp_path, monkeypatch) -> None:
     # Full fine-tuning with the privileged critic: the rollout stores each observation's
     # frames, goal and critic state, and PPO's minibatches hand the state to the critic.
+    # Exploration noise held for the whole rollout at a high mode temperature: each env
+    # keeps following the mode its Gumbel variables pick.
     seen: list[torch.Tensor] = []
+    modes: list[torch.Tensor] = []
     real_update = rl_runner.ppo_update
 
     def recording_update(policy, optimizer, storage, *args, **kwargs):
         seen.append(storage.inputs["critic_state"].clone())
+        modes.append(storage.mode.clone())
         return real_update(policy, optimizer, storage, *args, **kwargs)
 
     monkeypatch.setattr(rl_runner, "ppo_update", recording_update)
     config = RLConfig.from_yaml(rl_config(
         world, tmp_path, policy={"variant": "full", "value_hidden": 32,
-                                 "privileged_critic": True},
+                                 "privileged_critic": True, "mode_temperature": 10.0,
+                                 "noise_hold_steps": 8},
         env={"asynchronous": True}, eval={"at_start": False, "every_updates": 0},
         total_env_steps=16))
     out = tmp_path / "async"
@@ -241,6 +246,8 @@ def test_two_asynchronous_rollout_workers(world, tmp_path, monkeypatch) -> None:
     assert states.min() >= 0.0 and states.max() <= 1.0
     # Geodesic distance and elapsed time vary along the episodes: the rollout stored them.
     assert states[..., 0].std() > 0 and states[..., 3].std() > 0
+    (mode,) = modes  # (steps, envs); with fresh noise every step they vary within an env
+    assert mode.shape == (8, 2) and torch.equal(mode, mode[:1].expand(8, 2))
 
 
 def test_sft_baseline_only_evaluates(world, tmp_path) -> None:
@@ -274,6 +281,9 @@ def test_bad_input_is_refused(world, tmp_path) -> None:
         RLConfig.from_yaml(bad)
     bad.write_text(yaml.safe_dump({**RL, "policy": {"sampled_waypoints": -1}}))
     with pytest.raises(S2EError, match=r"'policy.sampled_waypoints' must be >= 0"):
+        RLConfig.from_yaml(bad)
+    bad.write_text(yaml.safe_dump({**RL, "policy": {"noise_hold_steps": 0}}))
+    with pytest.raises(S2EError, match=r"'policy.noise_hold_steps' must be >= 1"):
         RLConfig.from_yaml(bad)
     bad.write_text(yaml.safe_dump({**RL, "eval": {"tasks": ["stairs"]}}))
     with pytest.raises(S2EError, match=r"unknown task 'stairs'"):

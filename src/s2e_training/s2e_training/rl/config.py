@@ -4,7 +4,8 @@ A file has these top-level keys (unknown keys are refused; sections may leave fi
 take the defaults documented on each dataclass)::
 
     policy:  {variant: ram|decoder|full|sft, value_hidden, learn_log_std, min_sigma_m,
-              mode_temperature, sampled_waypoints, privileged_critic}
+              mode_temperature, sampled_waypoints, noise_hold_steps,
+              privileged_critic}
                                                                            -> PolicyConfig
     env:     {task, embodiment, scene, scene_seed, scenes, render_width_px, num_envs,
               asynchronous,
@@ -75,6 +76,12 @@ class PolicyConfig:
             alone, so with 1 the log-probability is of what the robot executes; with all of
             them, the other waypoints' noise enters every ratio without any effect on the
             rewards (:mod:`s2e_training.rl.distribution`).
+        noise_hold_steps: control steps a training environment keeps its exploration noise
+            (the mode's Gumbel variables and the waypoints' normal ones; 1: fresh every
+            step). Each action is still drawn from the same distribution, but the robot
+            follows one anchor and one steering offset for that long, so exploration can
+            find detours that take seconds of steering one way
+            (:class:`s2e_training.rl.distribution.HeldNoise`). Shapes exploration only.
         privileged_critic: the critic also takes the simulator's privileged state
             (:data:`s2e_sim_bridge.envs.CRITIC_STATE`: geodesic distance to the goal,
             clearance to static obstacles, nearest pedestrian, elapsed share of the time
@@ -89,6 +96,7 @@ class PolicyConfig:
     min_sigma_m: float = 0.1
     mode_temperature: float = 1.0
     sampled_waypoints: int = 0
+    noise_hold_steps: int = 1
     privileged_critic: bool = False
 
     def __post_init__(self) -> None:
@@ -106,6 +114,9 @@ class PolicyConfig:
         if self.sampled_waypoints < 0:
             raise RLConfigError(f"'policy.sampled_waypoints' must be >= 0 (0: all), got "
                                 f"{self.sampled_waypoints}")
+        if self.noise_hold_steps < 1:
+            raise RLConfigError(f"'policy.noise_hold_steps' must be >= 1 (control steps), got "
+                                f"{self.noise_hold_steps}")
 
 
 @dataclass(frozen=True)

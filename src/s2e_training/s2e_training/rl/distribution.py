@@ -33,6 +33,17 @@ waypoint only, so with ``n = W`` the other ``2 (W - 1)`` dimensions of every act
 the environment never sees: they carry no advantage, yet every change of their means moves
 PPO's ratio and spends its KL budget. ``n = 1`` scores what the robot executes.
 
+Every draw is a deterministic function of standard random numbers, :class:`ExplorationNoise`:
+the mode by the Gumbel-max trick, ``k = argmax_j(log softmax(scores / tau)_j + g_j)`` with
+``g`` standard Gumbel, and the waypoint noise from standard normals ``z`` through each
+waypoint's Cholesky factor. A fourth setting, ``hold_steps``, lets a rollout keep the same
+``(g, z)`` of an environment for that many control steps (:class:`HeldNoise`): at every
+step the action is still distributed exactly as ``p(k, a)`` (so the log-probability PPO
+scores is unchanged), but consecutive actions are correlated. Fresh noise every 0.2 s step
+makes a robot that should swerve around an obstacle dither instead: a detour takes seconds
+of steering one way, and with the same ``g`` the same anchor (a fixed trajectory shape) keeps
+winning while its score stays competitive, as with state-dependent exploration (gSDE).
+
 with the one correlated-Gaussian density of the project
 (:func:`s2e_training.losses.gaussian_nll_2d`). Because the density is of ``a`` in metres,
 a change of the predicted speed changes the probability of an executed action: PPO's ratio
@@ -54,6 +65,7 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -74,11 +86,15 @@ class Exploration(NamedTuple):
             1 keeps the network's, smaller values favour the top-scored mode.
         sampled_waypoints: the leading waypoints drawn from their Gaussians and scored; the
             rest are the mode's mean; 0 draws and scores all of them.
+        hold_steps: control steps a rollout keeps an environment's :class:`ExplorationNoise`
+            (1: fresh noise every step); it correlates consecutive actions without changing
+            the distribution of any one of them.
     """
 
     min_sigma_m: float = 0.0
     mode_temperature: float = 1.0
     sampled_waypoints: int = 0
+    hold_steps: int = 1
 
     def sampled(self, num_waypoints: int) -> int:
         """How many of ``num_waypoints`` leading waypoints are drawn and scored."""
@@ -107,6 +123,65 @@ class MixtureAction(NamedTuple):
     mode: Tensor
     waypoints_m: Tensor
     log_prob: Tensor
+
+
+class ExplorationNoise(NamedTuple):
+    """The standard random numbers of B actions (see the module docstring).
+
+    Attributes:
+        gumbel: (B, K) standard Gumbel variables, one per mode.
+        normal: (B, W, 2) standard normal variables, one pair per waypoint.
+    """
+
+    gumbel: Tensor
+    normal: Tensor
+
+
+def draw_noise(batch: int, modes: int, waypoints: int,
+               generator: torch.Generator | None = None) -> ExplorationNoise:
+    """Fresh :class:`ExplorationNoise` for ``batch`` actions of ``modes`` x ``waypoints``."""
+    exponential = torch.empty(batch, modes).exponential_(generator=generator)
+    gumbel = -torch.log(exponential.clamp_min(torch.finfo(exponential.dtype).tiny))
+    return ExplorationNoise(gumbel, torch.randn(batch, waypoints, 2, generator=generator))
+
+
+class HeldNoise:
+    """The :class:`ExplorationNoise` of E environments, each kept for ``hold_steps`` steps.
+
+    Call :meth:`next` once per control step: an environment gets fresh noise when it has
+    used its noise for ``hold_steps`` steps or when ``restart`` says its episode ended, and
+    otherwise keeps the noise of its previous step.
+    """
+
+    def __init__(self, num_envs: int, hold_steps: int) -> None:
+        if hold_steps < 1:
+            raise ValueError(f"hold_steps must be >= 1, got {hold_steps}")
+        self.hold_steps = hold_steps
+        self.age = np.full(num_envs, hold_steps, dtype=np.int64)
+        self.noise: ExplorationNoise | None = None
+
+    def next(self, modes: int, waypoints: int, restart: np.ndarray,
+             generator: torch.Generator | None = None) -> ExplorationNoise:
+        """The noise of this step for every environment.
+
+        Args:
+            modes: K, the policy's modes.
+            waypoints: W, its waypoints per mode.
+            restart: (E,) bool, environments whose episode ended at the previous step.
+            generator: for the fresh draws (one draw for all E every step, so the stream
+                does not depend on which environments renew).
+        """
+        fresh = draw_noise(len(self.age), modes, waypoints, generator)
+        renew = (self.age >= self.hold_steps) | np.asarray(restart, dtype=bool)
+        if self.noise is None:
+            self.noise = fresh
+        else:
+            rows = torch.as_tensor(renew)
+            self.noise = ExplorationNoise(
+                torch.where(rows[:, None], fresh.gumbel, self.noise.gumbel),
+                torch.where(rows[:, None, None], fresh.normal, self.noise.normal))
+        self.age = np.where(renew, 1, self.age + 1)
+        return self.noise
 
 
 def step_scale_m(output: PolicyOutput, waypoint_dt_s: float) -> Tensor:
@@ -168,28 +243,32 @@ def log_prob(
 
 def sample(
     output: PolicyOutput, waypoint_dt_s: float, generator: torch.Generator | None = None,
-    exploration: Exploration = NO_EXPLORATION,
+    exploration: Exploration = NO_EXPLORATION, noise: ExplorationNoise | None = None,
 ) -> MixtureAction:
     """Draw one action per observation: a mode, then that mode's waypoints.
 
     Args:
         output: the policy's prediction for B observations.
         waypoint_dt_s: seconds between waypoints.
-        generator: torch generator for the draws (default: the global one).
+        generator: torch generator for fresh noise (default: the global one).
         exploration: floor and mode temperature (see the module docstring).
+        noise: the standard random numbers to draw with (e.g. held ones,
+            :class:`HeldNoise`); None draws fresh ones from ``generator``.
 
     Returns:
         :class:`MixtureAction` (no gradients).
     """
     with torch.no_grad():
-        probs = mode_log_probs(output, exploration).float().exp()
-        mode = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+        batch, modes, waypoints = output.traj_norm.shape[:3]
+        if noise is None:
+            noise = draw_noise(batch, modes, waypoints, generator)
+        log_p = mode_log_probs(output, exploration)
+        mode = (log_p + noise.gumbel.to(log_p)).argmax(dim=-1)
         mean_m, gaussian_m = _mode_gaussian_m(output, mode, waypoint_dt_s,
                                               exploration.min_sigma_m)
         sx, sy = gaussian_m[..., 0].exp(), gaussian_m[..., 1].exp()
         rho = gaussian_m[..., 2]
-        z = torch.randn(mean_m.shape, generator=generator, device=mean_m.device,
-                        dtype=mean_m.dtype)
+        z = noise.normal.to(mean_m)
         dx = sx * z[..., 0]
         dy = sy * (rho * z[..., 0] + torch.sqrt(1.0 - rho.square()) * z[..., 1])
         noise = torch.stack([dx, dy], dim=-1)

@@ -8,8 +8,10 @@ One run (:func:`train_rl`), top to bottom:
 2. ``num_envs`` NavBench-GS environments per process (:func:`make_vector_env`, one
    subprocess each when ``env.asynchronous``), shaped by the model (:func:`env_config`);
 3. per update: a rollout of ``steps_per_rollout`` steps per env (:func:`collect_rollout`:
-   sample a mode and waypoints per env, the env turns them into a velocity command with
-   the paper's controller), GAE and the PPO epochs (:mod:`s2e_training.rl.ppo`);
+   sample a mode and waypoints per env from its exploration noise, which each env keeps
+   for ``policy.noise_hold_steps`` steps (:class:`~s2e_training.rl.distribution.HeldNoise`),
+   the env turns them into a velocity command with the paper's controller), GAE and the PPO
+   epochs (:mod:`s2e_training.rl.ppo`);
 4. logging (process 0): a tqdm bar over environment steps; TensorBoard scalars at the
    environment step count (``loss/*``, ``policy/*`` (entropies, KL, clip fraction, log-std),
    ``reward/<term>`` (every reward term separately, mean per step), ``episode/*`` (return,
@@ -28,9 +30,10 @@ One run (:func:`train_rl`), top to bottom:
 
 Resume (``resume=True``) restores the policy, optimiser, update and environment-step
 counters and the torch generator states, and continues the TensorBoard curves from the
-checkpoint. The simulator state is not checkpointed: the resumed session starts fresh
-episodes (pools seeded as before, episode draws seeded by ``(seed, update)``), so a resumed
-run is a faithful continuation but not bit-identical to an uninterrupted one.
+checkpoint. The simulator state and the held exploration noise are not checkpointed: the
+resumed session starts fresh episodes and noise (pools seeded as before, episode draws
+seeded by ``(seed, update)``), so a resumed run is a faithful continuation but not
+bit-identical to an uninterrupted one.
 
 The ``sft`` variant trains nothing: the run evaluates the pretrained policy (the supervised
 baseline of the ablation) and writes no checkpoint.
@@ -72,7 +75,7 @@ from s2e_training.export.onnx_export import export_network
 from s2e_training.model.network import S2EPolicyNet
 from s2e_training.rl import distribution
 from s2e_training.rl.config import RLConfig, env_config
-from s2e_training.rl.distribution import Exploration
+from s2e_training.rl.distribution import Exploration, HeldNoise
 from s2e_training.rl.ppo import compute_gae, ppo_update
 from s2e_training.rl.ram import RamPolicy, count_parameters
 from s2e_training.rl.storage import RolloutStorage
@@ -127,7 +130,7 @@ def build_policy(base: S2EPolicyNet, config: RLConfig) -> RamPolicy:
     p = config.policy
     return RamPolicy(base, p.variant, p.value_hidden, p.learn_log_std, seed=config.seed,
                      exploration=Exploration(p.min_sigma_m, p.mode_temperature,
-                                             p.sampled_waypoints),
+                                             p.sampled_waypoints, p.noise_hold_steps),
                      critic_state_dim=len(CRITIC_STATE) if p.privileged_critic else 0)
 
 
@@ -313,6 +316,7 @@ def collect_rollout(
     tracker: EpisodeTracker,
     waypoint_dt_s: float,
     generator: torch.Generator,
+    noise: HeldNoise,
 ) -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, float]]:
     """Fill ``storage`` with one rollout from the vector env ``envs``.
 
@@ -325,6 +329,8 @@ def collect_rollout(
         tracker: episode accounting.
         waypoint_dt_s: the model's waypoint time step (s).
         generator: for the action draws.
+        noise: every env's exploration noise, held for ``policy.exploration.hold_steps``
+            steps and renewed when an episode ends.
 
     Returns:
         ``(obs, autoreset, reward_means)``: the state to continue from and the mean per
@@ -337,7 +343,10 @@ def collect_rollout(
     for _ in range(storage.num_steps):
         inputs = policy.rollout_inputs(*_to_tensors(obs, device))
         output, value = policy.policy_and_value_from(inputs)
-        action = distribution.sample(output, waypoint_dt_s, generator, policy.exploration)
+        held = noise.next(output.traj_norm.shape[1], output.traj_norm.shape[2], autoreset,
+                          generator)
+        action = distribution.sample(output, waypoint_dt_s, generator, policy.exploration,
+                                     held)
         obs, reward, terminated, truncated, info = envs.step(
             action.waypoints_m.cpu().numpy().astype(np.float32))
         obs = _with_critic_state(obs, info)
@@ -568,6 +577,7 @@ def _loop(config: RLConfig, run_dir: Path, policy: RamPolicy, optimizer: torch.o
     storage = RolloutStorage(ppo.steps_per_rollout, env_count, policy.rollout_input_shapes(),
                              model.waypoints, device)
     tracker = EpisodeTracker(env_count)
+    noise = HeldNoise(env_count, policy.exploration.hold_steps)
     update, saved_update, saved = start, start, None
 
     def checkpoint() -> Path:
@@ -593,7 +603,7 @@ def _loop(config: RLConfig, run_dir: Path, policy: RamPolicy, optimizer: torch.o
             while update < total_updates:
                 obs, autoreset, reward_means = collect_rollout(
                     policy, envs, storage, obs, autoreset, tracker, model.waypoint_dt_s,
-                    generator)
+                    generator, noise)
                 compute_gae(storage, ppo.gamma, ppo.gae_lambda)
                 stats = ppo_update(policy, optimizer, storage, ppo, model.waypoint_dt_s,
                                    generator, distributed,
