@@ -33,6 +33,11 @@ waypoint only, so with ``n = W`` the other ``2 (W - 1)`` dimensions of every act
 the environment never sees: they carry no advantage, yet every change of their means moves
 PPO's ratio and spends its KL budget. ``n = 1`` scores what the robot executes.
 
+with the one correlated-Gaussian density of the project
+(:func:`s2e_training.losses.gaussian_nll_2d`). Because the density is of ``a`` in metres,
+a change of the predicted speed changes the probability of an executed action: PPO's ratio
+is that of what the robot actually did.
+
 Every draw is a deterministic function of standard random numbers, :class:`ExplorationNoise`:
 the mode by the Gumbel-max trick, ``k = argmax_j(log softmax(scores / tau)_j + g_j)`` with
 ``g`` standard Gumbel, and the waypoint noise from standard normals ``z`` through each
@@ -43,11 +48,6 @@ scores is unchanged), but consecutive actions are correlated. Fresh noise every 
 makes a robot that should swerve around an obstacle dither instead: a detour takes seconds
 of steering one way, and with the same ``g`` the same anchor (a fixed trajectory shape) keeps
 winning while its score stays competitive, as with state-dependent exploration (gSDE).
-
-with the one correlated-Gaussian density of the project
-(:func:`s2e_training.losses.gaussian_nll_2d`). Because the density is of ``a`` in metres,
-a change of the predicted speed changes the probability of an executed action: PPO's ratio
-is that of what the robot actually did.
 
 Entropy (:func:`mixture_entropy`): the exact entropy of the joint ``(k, n)`` in the
 normalised space (modes at the temperature ``tau``, Gaussians without the floor),
@@ -271,9 +271,9 @@ def sample(
         z = noise.normal.to(mean_m)
         dx = sx * z[..., 0]
         dy = sy * (rho * z[..., 0] + torch.sqrt(1.0 - rho.square()) * z[..., 1])
-        noise = torch.stack([dx, dy], dim=-1)
-        noise[:, exploration.sampled(mean_m.shape[1]):] = 0.0
-        waypoints = mean_m + noise
+        offset = torch.stack([dx, dy], dim=-1)
+        offset[:, exploration.sampled(mean_m.shape[1]):] = 0.0
+        waypoints = mean_m + offset
         return MixtureAction(mode, waypoints, log_prob(output, mode, waypoints, waypoint_dt_s,
                                                        exploration))
 
