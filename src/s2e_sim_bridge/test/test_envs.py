@@ -80,6 +80,31 @@ def test_reward_is_the_sum_of_its_terms_and_progress_rewards_the_expert(env) -> 
     assert total_progress > 3.0, "the expert's progress was not rewarded"
 
 
+def test_progress_cap_stops_paying_for_speed(scene) -> None:
+    cap_mps = 0.4
+    reward = RewardConfig(progress_per_m=2.0, progress_max_mps=cap_mps)
+    env = NavBenchEnv(scene, EnvConfig(**{**SMALL.__dict__, "reward": reward}), seed=0)
+    _, info = env.reset(seed=3)
+    expert = make_agent("expert")
+    expert.reset(env.sim, env.sim._observe(0.0))
+    dt = env.config.sim.control_period_s
+    progress, capped = [], 0
+    for _ in range(25):
+        before = info["geodesic_to_goal_m"]
+        _, _, terminated, truncated, info = env.step(
+            expert.act(env.sim._observe(env.sim.physics.time_s)))
+        progress.append(before - info["geodesic_to_goal_m"])
+        # Each step credits its progress up to the cap's distance, never more.
+        assert info["reward_terms"]["progress"] == pytest.approx(
+            2.0 * min(progress[-1], cap_mps * dt))
+        capped += progress[-1] > cap_mps * dt
+        if terminated or truncated:
+            break
+    assert capped >= 5, "the expert never drove faster than the cap: the test checks nothing"
+    with pytest.raises(S2EError, match="progress_max_mps"):
+        RewardConfig(progress_max_mps=0.0)
+
+
 def test_clearance_term_weighs_the_footprint_edge_inside_the_margin(scene) -> None:
     reward = RewardConfig(clearance_per_m=-2.0, clearance_margin_m=0.4)
     env = NavBenchEnv(scene, EnvConfig(**{**SMALL.__dict__, "reward": reward}), seed=0)

@@ -77,6 +77,12 @@ class RewardConfig:
     with ``d`` the distance field at the base and ``r`` the footprint radius. It is 0 by
     default (not one of the paper's terms): a dense warning before the collision penalty,
     which comes once, at the contact.
+
+    ``progress_max_mps`` caps the progress credited per control step at that speed times
+    the control period: driving towards the goal faster than it earns no more progress
+    reward, while moving away is charged in full. ``None`` (the default) credits all
+    progress, which pays PPO for speed: a faster robot leaves pedestrians less time to get
+    out of its way.
     """
 
     progress_per_m: float = 1.0
@@ -88,11 +94,15 @@ class RewardConfig:
     smoothness: float = -0.05
     clearance_per_m: float = 0.0
     clearance_margin_m: float = 0.3
+    progress_max_mps: float | None = None
 
     def __post_init__(self) -> None:
         if not self.clearance_margin_m >= 0.0:
             raise S2EError(f"RewardConfig.clearance_margin_m must be >= 0 m, got "
                            f"{self.clearance_margin_m}")
+        if self.progress_max_mps is not None and not self.progress_max_mps > 0.0:
+            raise S2EError(f"RewardConfig.progress_max_mps must be > 0 m/s or None (no cap), "
+                           f"got {self.progress_max_mps}")
 
 
 @dataclass(frozen=True)
@@ -301,8 +311,11 @@ class NavBenchEnv(gym.Env):
         obs, step = self.sim.step(command)
         w = cfg.reward
         progress = before - obs.geodesic_to_goal_m
+        progress = progress if np.isfinite(progress) else 0.0
+        if w.progress_max_mps is not None:
+            progress = min(progress, w.progress_max_mps * dt)
         terms = {
-            "progress": w.progress_per_m * (progress if np.isfinite(progress) else 0.0),
+            "progress": w.progress_per_m * progress,
             "arrival": w.arrival if step.termination == "success" else 0.0,
             "collision": w.collision_per_event * (step.static_collisions
                                                   + step.pedestrian_collisions),
