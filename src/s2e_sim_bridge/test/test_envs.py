@@ -71,8 +71,8 @@ def test_reward_is_the_sum_of_its_terms_and_progress_rewards_the_expert(env) -> 
         _, reward, terminated, truncated, info = env.step(action)
         terms = info["reward_terms"]
         assert set(terms) == {"progress", "arrival", "collision", "sidewalk_centring",
-                              "social", "smoothness", "clearance"}
-        assert terms["clearance"] == 0.0  # weight 0 by default
+                              "social", "smoothness", "clearance", "overspeed"}
+        assert terms["clearance"] == terms["overspeed"] == 0.0  # weights 0 by default
         assert reward == pytest.approx(sum(terms.values()))
         total_progress += terms["progress"]
         if terminated or truncated:
@@ -103,6 +103,25 @@ def test_progress_cap_stops_paying_for_speed(scene) -> None:
     assert capped >= 5, "the expert never drove faster than the cap: the test checks nothing"
     with pytest.raises(S2EError, match="progress_max_mps"):
         RewardConfig(progress_max_mps=0.0)
+
+
+def test_overspeed_term_weighs_the_command_above_the_cruise_speed(scene) -> None:
+    reward = RewardConfig(overspeed_per_mps=-2.0)
+    env = NavBenchEnv(scene, EnvConfig(**{**SMALL.__dict__, "reward": reward}), seed=0)
+    env.reset(seed=0)
+    nominal = env.embodiment.nominal_speed_mps
+    assert env.embodiment.max_linear_mps > nominal
+    speeds = []
+    for _ in range(12):  # full speed ahead: the acceleration limit ramps the command up
+        _, reward_total, terminated, truncated, info = env.step(
+            np.array([env.embodiment.max_linear_mps, 0.0, 0.0]))
+        speeds.append(float(np.hypot(*info["command"][:2])))
+        assert info["reward_terms"]["overspeed"] == pytest.approx(
+            -2.0 * max(0.0, speeds[-1] - nominal))
+        assert reward_total == pytest.approx(sum(info["reward_terms"].values()))
+        if terminated or truncated:
+            break
+    assert min(speeds) < nominal < max(speeds), speeds  # both sides of the cruise speed
 
 
 def test_clearance_term_weighs_the_footprint_edge_inside_the_margin(scene) -> None:

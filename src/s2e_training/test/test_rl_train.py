@@ -167,7 +167,7 @@ def test_cli_trains_logs_evaluates_and_resumes_after_ctrl_c(world, tmp_path, mon
 
     logged = scalars(out)
     for term in ("progress", "arrival", "collision", "sidewalk_centring", "social",
-                 "smoothness", "clearance"):
+                 "smoothness", "clearance", "overspeed"):
         assert sorted(logged[f"reward/{term}"]) == [16, 32, 48], term
     for tag in ("loss/policy_loss", "loss/value_loss", "policy/approx_kl", "policy/entropy",
                 "policy/mode_entropy", "policy/clip_fraction", "policy/log_std"):

@@ -25,6 +25,7 @@ default). Privileged state (pose, geodesic distance, pedestrians) is in ``info``
 from __future__ import annotations
 
 import dataclasses
+import math
 import multiprocessing
 import os
 from collections import deque
@@ -83,6 +84,11 @@ class RewardConfig:
     reward, while moving away is charged in full. ``None`` (the default) credits all
     progress, which pays PPO for speed: a faster robot leaves pedestrians less time to get
     out of its way.
+
+    ``overspeed_per_mps`` weighs, each control step, the m/s by which the commanded speed
+    (after the embodiment's limits) exceeds the embodiment's ``nominal_speed_mps``, its
+    cruise speed: 0 by default. A waypoint policy commands its speed through the distance
+    of its first waypoint, up to the embodiment's maximum.
     """
 
     progress_per_m: float = 1.0
@@ -95,6 +101,7 @@ class RewardConfig:
     clearance_per_m: float = 0.0
     clearance_margin_m: float = 0.3
     progress_max_mps: float | None = None
+    overspeed_per_mps: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.clearance_margin_m >= 0.0:
@@ -325,6 +332,8 @@ class NavBenchEnv(gym.Env):
                                                          axis=1)))),
             "smoothness": w.smoothness * float(np.sum((command - self._last_cmd) ** 2)),
             "clearance": w.clearance_per_m * self._clearance_intrusion_m(obs.pose),
+            "overspeed": w.overspeed_per_mps * max(
+                0.0, math.hypot(command[0], command[1]) - self.embodiment.nominal_speed_mps),
         }
         self._last_cmd, self._last_obs = command, obs
         info = self._info(obs) | {"reward_terms": terms, "termination": step.termination,
