@@ -82,8 +82,7 @@ class RewardConfig:
     ``progress_max_mps`` caps the progress credited per control step at that speed times
     the control period: driving towards the goal faster than it earns no more progress
     reward, while moving away is charged in full. ``None`` (the default) credits all
-    progress, which pays PPO for speed: a faster robot leaves pedestrians less time to get
-    out of its way.
+    progress, so a faster robot earns more per step.
 
     ``overspeed_per_mps`` weighs, each control step, the m/s by which the commanded speed
     (after the embodiment's limits) exceeds the embodiment's ``nominal_speed_mps``, its
