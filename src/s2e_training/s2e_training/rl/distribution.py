@@ -28,15 +28,15 @@ mode's mean (a function of the observation and ``k``, so they add nothing to the
     log p(k, a) = log softmax(scores / tau)[k]
                   - sum_{w < n} NLL_2D(a_w - mean_w, gaussian_w + log scale_k)
 
-The paper's controller (:func:`s2e_policy.controller.direct_command`) steers by the first
-waypoint only, so with ``n = W`` the other ``2 (W - 1)`` dimensions of every action are noise
-the environment never sees: they carry no advantage, yet every change of their means moves
-PPO's ratio and spends its KL budget. ``n = 1`` scores what the robot executes.
-
 with the one correlated-Gaussian density of the project
 (:func:`s2e_training.losses.gaussian_nll_2d`). Because the density is of ``a`` in metres,
 a change of the predicted speed changes the probability of an executed action: PPO's ratio
 is that of what the robot actually did.
+
+The paper's controller (:func:`s2e_policy.controller.direct_command`) steers by the first
+waypoint only, so with ``n = W`` the other ``2 (W - 1)`` dimensions of every action are noise
+the environment never sees: they carry no advantage, yet every change of their means moves
+PPO's ratio and spends its KL budget. ``n = 1`` scores what the robot executes.
 
 Every draw is a deterministic function of standard random numbers, :class:`ExplorationNoise`:
 the mode by the Gumbel-max trick, ``k = argmax_j(log softmax(scores / tau)_j + g_j)`` with
