@@ -189,6 +189,33 @@ def test_waypoint_actions_and_bad_input(scene) -> None:
         NavBenchEnv(scene, EnvConfig(**{**SMALL.__dict__, "action_type": "torque"}))
 
 
+def test_env_caches_its_episode_pool(env) -> None:
+    # The sim keeps every pool episode's world: a redrawn episode reuses its physics and
+    # replays exactly as it did the first time, other episodes drawn in between.
+    assert env.sim.episode_cache_size == SMALL.episode_pool_size
+    episode = env.pool[0][1]
+
+    def run():
+        obs, _ = env.reset(options={"episode": episode})
+        frames, rewards, poses = [obs["frames"]], [], []
+        for _ in range(5):
+            obs, reward, _, _, info = env.step(np.array([1.0, 0.0, 0.4], np.float32))
+            frames.append(obs["frames"])
+            rewards.append(reward)
+            poses.append(info["pose"])
+        return env.sim.physics, np.array(frames), np.array(rewards), np.array(poses)
+
+    physics, *first = run()
+    for seed in range(6):
+        env.reset(seed=seed)
+        env.step(np.array([1.0, 0.0, -0.4], np.float32))
+        assert env.sim.cached_episodes() <= SMALL.episode_pool_size
+    again, *second = run()
+    assert again is physics
+    for a, b in zip(first, second, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.parametrize("asynchronous", [False, True])
 def test_vector_env(scene, tmp_path, asynchronous) -> None:
     from s2e_sim_bridge.scene import save_scene

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 from s2e_policy.cli import main
 from s2e_policy.embodiment import load_embodiment
 from s2e_policy.errors import S2EError
+from s2e_sim_bridge.navbench import sim as sim_module
 from s2e_sim_bridge.navbench.agents import make_agent
 from s2e_sim_bridge.navbench.episodes import (
     OBSTACLE_KEEP_CLEAR_M,
@@ -24,7 +26,7 @@ from s2e_sim_bridge.navbench.episodes import (
 from s2e_sim_bridge.navbench.obstacles import obstacle_occupancy_fn
 from s2e_sim_bridge.navbench.runner import run_episode
 from s2e_sim_bridge.navbench.sim import NavBenchSim, SimConfig
-from s2e_sim_bridge.navbench.tasks import get_task
+from s2e_sim_bridge.navbench.tasks import TaskConfig, get_task
 from s2e_sim_bridge.scene import generate_street_scene, save_scene
 from s2e_sim_bridge.world.geodesics import geodesic_field
 
@@ -167,6 +169,144 @@ def test_camera_sees_pedestrians(sim) -> None:
     third = sim.width_px // 3
     assert changed[:, third:2 * third].mean() > 0.03, "a pedestrian 3 m ahead is not visible"
     assert not changed[:, : sim.width_px // 5].any(), "it should not reach the image edges"
+
+
+# Commands of the episode-cache runs: a weaving drive that hits a static obstacle or the
+# street's edge within the run (checked below), so the contact state has something to carry.
+CACHE_RUN_COMMANDS = [(1.5, 0.0, 0.8 * np.sin(0.5 * k)) for k in range(25)]
+
+
+def _drive(sim: NavBenchSim, episode: Episode, task: TaskConfig) -> dict[str, object]:
+    """Everything a run of ``episode`` under CACHE_RUN_COMMANDS observed, per step."""
+    observations = [sim.reset(episode, task)]
+    infos = []
+    for cmd in CACHE_RUN_COMMANDS:
+        obs, info = sim.step(cmd)
+        observations.append(obs)
+        infos.append(info)
+    return {
+        "time_s": np.array([o.time_s for o in observations]),
+        "pose": np.array([o.pose for o in observations]),
+        "velocity": np.array([o.velocity for o in observations]),
+        "pedestrians_xy": np.array([o.pedestrians_xy for o in observations]),
+        "geodesic_to_goal_m": np.array([o.geodesic_to_goal_m for o in observations]),
+        "rgb": np.array([o.rgb for o in observations]),
+        "collisions": np.array([(i.static_collisions, i.pedestrian_collisions) for i in infos]),
+        "totals": np.array([sim.static_collisions, sim.pedestrian_collisions,
+                            sim.physics.static_contact_count,
+                            sim.physics.pedestrian_contact_count]),
+        "termination": np.array(str(sim.termination)),
+    }
+
+
+def _assert_same_run(got: dict[str, object], expected: dict[str, object], what: str) -> None:
+    assert got.keys() == expected.keys()
+    for key, value in expected.items():
+        np.testing.assert_array_equal(got[key], value, err_msg=f"{what}: {key}")
+
+
+def test_episode_cache_resets_bit_identically(sim) -> None:
+    # An episode with obstacles and pedestrians, and another (a different crowd size, so a
+    # different physics model) run in between: the cached physics must not carry state over.
+    a = episodes(sim, "obstacle_pedestrian", 1, seed=5, num_pedestrians=8)
+    b = episodes(sim, "pedestrian", 1, seed=6, num_pedestrians=5)
+    config = SimConfig(render_width_px=16)
+    fresh = NavBenchSim(sim.scene, sim.embodiment, config)
+    cached = NavBenchSim(sim.scene, sim.embodiment, config, episode_cache_size=2)
+    expected = {ep.episode_id: _drive(fresh, ep, s.task)
+                for s in (a, b) for ep in s.episodes}
+    for run in expected.values():
+        assert run["rgb"].shape == (len(CACHE_RUN_COMMANDS) + 1, fresh.height_px,
+                                    fresh.width_px, 3)
+        assert run["totals"][0] >= 1, "the run should end up touching the static world"
+    physics = {}
+    for ep_set in (a, a, b, a, b):
+        episode = ep_set.episodes[0]
+        got = _drive(cached, episode, ep_set.task)
+        _assert_same_run(got, expected[episode.episode_id], episode.episode_id)
+        # From the second run of an episode on, its physics is the cached one.
+        assert physics.setdefault(episode.episode_id, cached.physics) is cached.physics
+    assert cached.cached_episodes() == 2
+
+
+def _count_builds(monkeypatch) -> dict[str, int]:
+    """Count the geodesic fields and physics models the sim module builds from now on."""
+    builds = {"geodesic_field": 0, "NavPhysics": 0}
+    for name in builds:
+        real = getattr(sim_module, name)
+
+        def counted(*args, _name=name, _real=real, **kwargs):
+            builds[_name] += 1
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(sim_module, name, counted)
+    return builds
+
+
+def test_episode_cache_serves_a_repeated_episode_without_rebuilding(sim, monkeypatch,
+                                                                    tmp_path) -> None:
+    ep_set = episodes(sim, "obstacle_pedestrian", 2, seed=5, num_pedestrians=8)
+    a, b = ep_set.episodes
+    builds = _count_builds(monkeypatch)
+    cached = NavBenchSim(sim.scene, sim.embodiment, SimConfig(render=False),
+                         episode_cache_size=2)
+    assert cached.episode_cache_size == 2 and cached.cached_episodes() == 0
+    cached.reset(a, ep_set.task)
+    first = (cached.obstacles, cached.occupancy, cached.goal_field, cached.physics)
+    crowd = cached.crowd
+    cached.reset(b, ep_set.task)
+    cached.reset(a, ep_set.task)
+    assert builds == {"geodesic_field": 2, "NavPhysics": 2}
+    assert all(x is y for x, y in zip(
+        first, (cached.obstacles, cached.occupancy, cached.goal_field, cached.physics),
+        strict=True))
+    assert cached.crowd is not crowd  # the crowd is drawn afresh each reset
+    # The same episode read back from its file is the same content: served from the cache.
+    loaded = EpisodeSet.load(ep_set.save(tmp_path / "eps.json")).episodes[0]
+    assert loaded == a and loaded is not a
+    cached.reset(loaded, ep_set.task)
+    assert cached.physics is first[3] and builds["NavPhysics"] == 2
+    # Another id or crowd seed shares the entry; another goal, obstacles or crowd size not.
+    cached.reset(dataclasses.replace(a, episode_id="again", pedestrian_seed=1), ep_set.task)
+    assert cached.physics is first[3] and builds["NavPhysics"] == 2
+    for changed in ({"goal": a.start[:2]}, {"obstacles": a.obstacles[:1]},
+                    {"num_pedestrians": 3}):
+        cached.reset(dataclasses.replace(a, **changed), ep_set.task)
+        assert cached.physics is not first[3], changed
+    assert builds == {"geodesic_field": 5, "NavPhysics": 5}
+    # Without a cache (the default) every reset builds its own.
+    plain = NavBenchSim(sim.scene, sim.embodiment, SimConfig(render=False))
+    assert plain.episode_cache_size == 0
+    plain.reset(a, ep_set.task)
+    physics = plain.physics
+    plain.reset(a, ep_set.task)
+    assert plain.physics is not physics and plain.cached_episodes() == 0
+    assert builds == {"geodesic_field": 7, "NavPhysics": 7}
+
+
+def test_episode_cache_evicts_the_least_recently_reset(sim, monkeypatch) -> None:
+    ep_set = episodes(sim, "empty", 3, seed=1)
+    a, b, c = ep_set.episodes
+    builds = _count_builds(monkeypatch)
+    cached = NavBenchSim(sim.scene, sim.embodiment, SimConfig(render=False),
+                         episode_cache_size=2)
+    counts = []
+    for episode in (a, b, a, c, a, b, c):
+        cached.reset(episode, ep_set.task)
+        assert cached.cached_episodes() <= 2
+        counts.append(builds["NavPhysics"])
+    # a, b built; a served; c built, evicting b (a was reset after it); a served; b built,
+    # evicting c; c built again.
+    assert counts == [1, 2, 2, 3, 3, 4, 5]
+    assert builds["geodesic_field"] == 5
+
+
+@pytest.mark.parametrize("size", [-1, 1.5, None])
+def test_episode_cache_size_must_be_a_count(sim, size) -> None:
+    with pytest.raises(S2EError, match=rf"episode_cache_size must be an integer >= 0.*"
+                                       rf"got {size!r}"):
+        NavBenchSim(sim.scene, sim.embodiment, SimConfig(render=False),
+                    episode_cache_size=size)
 
 
 def test_cli_writes_report_and_resumes(tmp_path: Path) -> None:
