@@ -3,8 +3,10 @@
 Prints, from one run on this machine:
 - env-steps/s of the gymnasium env with camera rendering at the NavBench-GS issue's sizes,
   64x64 and 128x128 (``--sizes`` picks others, e.g. ``64x48`` for the wheeled robot's 4:3
-  camera), for 1 env in process, 4 envs in one process (sync vector env) and 4 envs in
-  async subprocesses (``make_vector_env``; each worker gets its share of the cores);
+  camera), for 1 env in process, 4 envs in one process (sync vector env), 4 envs in
+  async worker processes (``make_vector_env``'s default: one worker per core, each
+  stepping its group of envs; each worker gets its share of the cores) and 4 envs in a
+  process each (``num_workers=4``, the layout of gymnasium's ``AsyncVectorEnv``);
 - the share of the single env's step time spent rendering, in MuJoCo physics, in the
   pedestrian crowd, and in everything else (observation preprocessing, rewards, geodesics).
 
@@ -143,16 +145,19 @@ def _chunks(steps: int) -> list[int]:
 
 
 def vector_env(path: Path, size: tuple[int, int], steps: int, n: int,
-               asynchronous: bool, settings: list[float]) -> list[float]:
+               asynchronous: bool, settings: list[float],
+               num_workers: int | None = None) -> list[float]:
     """Total env-steps/s of ``n`` envs (async subprocesses or sync in this process) per setting.
 
-    The settings' vector envs are stepped in alternating chunks of ``CHUNK_STEPS``.
+    Async envs run in ``num_workers`` processes (``make_vector_env``'s default: one per
+    core). The settings' vector envs are stepped in alternating chunks of ``CHUNK_STEPS``.
     """
     venvs = []
     try:
         for lod_px in settings:
             venvs.append(make_vector_env(n, asynchronous=asynchronous, scene=path,
-                                         config=_config(size, lod_px)))
+                                         config=_config(size, lod_px),
+                                         num_workers=num_workers))
         observations = []
         for venv in venvs:
             obs, _ = venv.reset(seed=0)
@@ -189,22 +194,27 @@ def main() -> None:
         save_scene(scene, path)
         print(f"cores: {os.cpu_count()}, load average: {os.getloadavg()[0]:.2f}, "
               f"scene: {len(scene)} Gaussians, task: pedestrian")
-        print(f"{'image':>9} {'LOD':>6} {'1 env':>7} {'4 sync':>7} {'4 async':>8} {'render':>7} "
-              f"{'physics':>8} {'crowd':>6} {'other':>6}   (env-steps/s; time shares of 1 env)")
+        print(f"{'image':>9} {'LOD':>6} {'1 env':>7} {'4 sync':>7} {'4 async':>8} "
+              f"{'4 procs':>8} {'render':>7} {'physics':>8} {'crowd':>6} {'other':>6}   "
+              "(env-steps/s; time shares of 1 env)")
         for size in args.sizes:
             label = f"{size[0]}x{size[1]}"
             ones = single_env(scene, size, args.steps, settings)
             syncs = vector_env(path, size, args.steps // 2, NUM_ENVS, False, settings)
             fours = vector_env(path, size, args.steps // 2, NUM_ENVS, True, settings)
-            for lod_px, (one, shares), sync, four in zip(settings, ones, syncs, fours,
-                                                         strict=True):
+            procs = vector_env(path, size, args.steps // 2, NUM_ENVS, True, settings,
+                               num_workers=NUM_ENVS)
+            for lod_px, (one, shares), sync, four, proc in zip(settings, ones, syncs, fours,
+                                                               procs, strict=True):
                 lod_label = f"{lod_px:g}px" if lod_px > 0.0 else "off"
                 print(f"{label:>9} {lod_label:>6} {one:>7.1f} {sync:>7.1f} {four:>8.1f} "
-                      f"{shares.get('render', 0):>7.0%} {shares.get('physics', 0):>8.0%} "
-                      f"{shares.get('crowd', 0):>6.0%} {shares['other']:>6.0%}")
+                      f"{proc:>8.1f} {shares.get('render', 0):>7.0%} "
+                      f"{shares.get('physics', 0):>8.0%} {shares.get('crowd', 0):>6.0%} "
+                      f"{shares['other']:>6.0%}")
             if len(settings) == 2:
                 print(f"{label:>9} {'ratio':>6} {ones[1][0] / ones[0][0]:>6.2f}x "
-                      f"{syncs[1] / syncs[0]:>6.2f}x {fours[1] / fours[0]:>7.2f}x")
+                      f"{syncs[1] / syncs[0]:>6.2f}x {fours[1] / fours[0]:>7.2f}x "
+                      f"{procs[1] / procs[0]:>7.2f}x")
         print(f"load average at end: {os.getloadavg()[0]:.2f}")
 
 

@@ -45,6 +45,7 @@ from s2e_policy.embodiment import Embodiment, load_embodiment
 from s2e_policy.errors import S2EError
 from s2e_policy.geometry import encode_goal, world_to_robot
 from s2e_policy.preprocess import preprocess_image
+from s2e_sim_bridge.envs.vector import GroupedAsyncVectorEnv
 from s2e_sim_bridge.navbench.episodes import Episode, sample_episodes
 from s2e_sim_bridge.navbench.obstacles import obstacle_occupancy_fn
 from s2e_sim_bridge.navbench.runner import load_navbench_scene
@@ -356,16 +357,22 @@ ENV_ID = "NavBenchGS-v0"
 
 def make_vector_env(num_envs: int, asynchronous: bool = True,
                     scene: SceneArg | Sequence[SceneArg] | None = None,
-                    config: EnvConfig | None = None, seed: int = 0) -> gym.vector.VectorEnv:
+                    config: EnvConfig | None = None, seed: int = 0,
+                    num_workers: int | None = None) -> gym.vector.VectorEnv:
     """``num_envs`` NavBench-GS environments, in subprocesses when ``asynchronous``.
 
     Episode pools are seeded ``seed, seed + 1, ...`` so the copies see different episodes.
-    Asynchronous workers split the machine's cores between them (see :func:`_worker_env`).
+    Asynchronous envs run in ``num_workers`` processes (default: one per core, at most one
+    per env), each stepping its group of envs in turn (:class:`.GroupedAsyncVectorEnv`;
+    same results as the synchronous env); the workers split the cores between them (see
+    :func:`_worker_env`).
     """
     if asynchronous:
-        threads = max(1, (os.cpu_count() or 1) // num_envs)
+        cores = os.cpu_count() or 1
+        workers = min(num_envs, cores) if num_workers is None else num_workers
+        threads = max(1, cores // max(workers, 1))
         fns = [partial(_worker_env, scene, config, seed + i, threads) for i in range(num_envs)]
-        return gym.vector.AsyncVectorEnv(fns, context="spawn")
+        return GroupedAsyncVectorEnv(fns, workers)
     fns = [partial(NavBenchEnv, scene, config, seed + i) for i in range(num_envs)]
     return gym.vector.SyncVectorEnv(fns)
 
@@ -375,8 +382,8 @@ def _worker_env(scene: SceneArg | Sequence[SceneArg] | None, config: EnvConfig |
     """An env for a vector-env subprocess whose compiled kernels use ``threads`` threads.
 
     Subprocesses share the machine's cores: each numba parallel region (the cpu renderer)
-    runs on its share, so ``num_envs`` workers do not oversubscribe the cores. Gymnasium
-    also builds one env in the parent process to read the spaces; the parent keeps its own
+    runs on its share, so the workers do not oversubscribe the cores. The vector env also
+    builds one env in the parent process to read the spaces; the parent keeps its own
     thread count (it may render too, e.g. the RL runner's held-out evaluation).
     """
     if multiprocessing.parent_process() is not None:
