@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import gymnasium as gym
 import numba
 import numpy as np
@@ -267,6 +269,13 @@ def test_collision_rule_can_end_training_episodes(scene, terminate) -> None:
 def test_one_env_trains_on_several_scenes(scene) -> None:
     other = generate_street_scene(8, **STREET)[0]
     env = NavBenchEnv([scene, other], SMALL, seed=0)
+    # The episode cache is split between the scenes, at most each one's pool.
+    assert [sim.episode_cache_size for sim, _ in env._scenes] == [3, 3]  # 8 -> 4 + 4, pool 3
+    split = NavBenchEnv([scene, other, scene], dataclasses.replace(
+        SMALL, episode_pool_size=8, episode_cache_size=7), seed=0)
+    assert [sim.episode_cache_size for sim, _ in split._scenes] == [3, 2, 2]
+    with pytest.raises(S2EError, match="episode_cache_size"):
+        NavBenchEnv(scene, dataclasses.replace(SMALL, episode_cache_size=-1), seed=0)
     # Each scene has its own pool; scene 0's is the single-scene environment's pool.
     assert [k for k, _ in env.pool] == [0] * 3 + [1] * 3
     single = NavBenchEnv(scene, SMALL, seed=0)

@@ -129,10 +129,15 @@ class EnvConfig:
         action_type: ``velocity`` or ``waypoints``.
         num_waypoints: ``W`` for the ``waypoints`` action.
         episode_pool_size: episodes sampled once at construction per scene; resets draw
-            from them. Each scene's simulator caches this many episodes' obstacles,
-            collision world, goal field and physics (``NavBenchSim``'s
-            ``episode_cache_size``: 3.5-8 MB each on the default street), so a redrawn
-            episode resets several times faster, bit-identically.
+            from them.
+        episode_cache_size: at most this many episodes, in all, whose obstacles, collision
+            world, goal field and physics the simulators keep (``NavBenchSim``'s
+            ``episode_cache_size``), split between the scenes as evenly as it divides and
+            never more than a scene's pool: a cached episode resets several times faster,
+            bit-identically. About 10 MB each for ``obstacle_pedestrian`` on the generated
+            streets; 0 turns the cache off. With the default 8, a one-street env with a pool
+            of up to 8 caches its whole pool; a larger pool, drawn uniformly, hits the
+            cache in 8 of every ``pool`` resets.
         sim: simulator settings (rates, render size, backend).
         reward: reward weights.
         terminate_on_collision: ``True`` ends an episode (``terminated``, a failure) at its
@@ -151,6 +156,7 @@ class EnvConfig:
     action_type: str = "velocity"
     num_waypoints: int = 5
     episode_pool_size: int = 16
+    episode_cache_size: int = 8
     sim: SimConfig = dataclasses.field(default_factory=SimConfig)
     reward: RewardConfig = dataclasses.field(default_factory=RewardConfig)
     terminate_on_collision: bool | None = None
@@ -209,10 +215,16 @@ class NavBenchEnv(gym.Env):
             self.task = dataclasses.replace(
                 self.task, terminate_on_collision=bool(cfg.terminate_on_collision))
         sim_config = dataclasses.replace(cfg.sim, render=True)
-        # Each scene's sim caches the whole pool's episode worlds: resets redraw them.
+        if cfg.episode_cache_size < 0:
+            raise S2EError(f"EnvConfig.episode_cache_size must be >= 0 (0: no cache), got "
+                           f"{cfg.episode_cache_size}")
+        # Resets redraw the pools' episodes: each scene's sim keeps its share of the cache
+        # (the first `cache % scenes` scenes one more), at most its pool.
+        share, extra = divmod(cfg.episode_cache_size, len(scenes))
         self._scenes = [(NavBenchSim(s, self.embodiment, sim_config,
-                                     episode_cache_size=cfg.episode_pool_size),
-                         _street_sidewalks(s)) for s in scenes]
+                                     episode_cache_size=min(cfg.episode_pool_size,
+                                                            share + (k < extra))),
+                         _street_sidewalks(s)) for k, s in enumerate(scenes)]
         self.sim, self.sidewalks = self._scenes[0]
         e = self.embodiment
         self.pool: list[tuple[int, Episode]] = [
