@@ -132,3 +132,20 @@ def test_worker_count_is_checked() -> None:
         GroupedAsyncVectorEnv([CountingEnv] * 2, num_workers=3)
     with pytest.raises(S2EError, match="num_workers must be in"):
         GroupedAsyncVectorEnv([CountingEnv] * 2, num_workers=0)
+
+
+def test_call_get_attr_and_set_attr_reach_every_env_in_order() -> None:
+    venv = GroupedAsyncVectorEnv([CountingEnv] * 3, num_workers=2)
+    try:
+        venv.reset(seed=0)
+        assert venv.get_attr("length") == (3, 3, 3)
+        venv.set_attr("length", [1, 2, 5])
+        assert venv.get_attr("length") == (1, 2, 5)
+        venv.set_attr("length", 4)
+        assert venv.call("reset", seed=7)[2][1] == {"reset": True}
+        assert venv.get_attr("length") == (4, 4, 4)
+        with pytest.raises(S2EError, match="2 values for 3"):
+            venv.set_attr("length", [1, 2])
+        assert venv.render() is None
+    finally:
+        venv.close()

@@ -10,9 +10,10 @@ its group of environments one after the other. The semantics are those of
 the same seeds and actions give the same observations, rewards, terminations and infos.
 
 Observations travel through shared memory (gymnasium's ``create_shared_memory``), one slot
-per environment; rewards, flags and info dicts through the workers' pipes. A worker that
-raises sends its traceback and the parent raises :class:`VectorEnvWorkerError`, naming the
-worker and the environments it held, after closing the others.
+per environment; rewards, flags and info dicts through the workers' pipes. ``call``,
+``get_attr`` and ``set_attr`` reach every environment in order, as gymnasium's do. A worker
+that raises sends its traceback and the parent raises :class:`VectorEnvWorkerError`, naming
+the worker and the environments it held, after closing the others.
 """
 
 from __future__ import annotations
@@ -93,6 +94,19 @@ def _worker(pipe: Any, parent_pipe: Any, env_fns: list[Callable[[], gym.Env]],
                     autoreset[k] = bool(terminated or truncated)
                     results.append((reward, terminated, truncated, info))
                 pipe.send(("ok", results))
+            elif command == "call":
+                name, args, kwargs = data
+                answers = []
+                for env in envs:
+                    attribute = getattr(env, name)
+                    answers.append(attribute(*args, **kwargs) if callable(attribute)
+                                   else attribute)
+                pipe.send(("ok", answers))
+            elif command == "set_attr":
+                name, values = data
+                for env, value in zip(envs, values, strict=True):
+                    setattr(env, name, value)
+                pipe.send(("ok", None))
             elif command == "close":
                 break
             else:
@@ -222,6 +236,32 @@ class GroupedAsyncVectorEnv(VectorEnv):
         truncations = np.array([r[2] for r in results], dtype=np.bool_)
         infos = self._batch_infos([r[3] for r in results])
         return deepcopy(self._observations), rewards, terminations, truncations, infos
+
+    def call(self, name: str, *args: Any, **kwargs: Any) -> tuple[Any, ...]:
+        """Call method ``name`` of every environment (or read it, if not callable); in order."""
+        self._send([("call", (name, args, kwargs))] * len(self.groups))
+        return tuple(r for answer in self._receive(f"calling {name!r}") for r in answer)
+
+    def get_attr(self, name: str) -> tuple[Any, ...]:
+        """Attribute ``name`` of every environment, in order."""
+        return self.call(name)
+
+    def set_attr(self, name: str, values: Any) -> None:
+        """Set attribute ``name`` of every environment.
+
+        ``values``: one value each (a list or tuple of ``num_envs``), or one value for all.
+        """
+        if not isinstance(values, list | tuple):
+            values = [values] * self.num_envs
+        if len(values) != self.num_envs:
+            raise S2EError(f"set_attr({name!r}): {len(values)} values for {self.num_envs} "
+                           "environments")
+        self._send([("set_attr", (name, [values[i] for i in group])) for group in self.groups])
+        self._receive(f"setting {name!r}")
+
+    def render(self) -> tuple[Any, ...] | None:
+        """Every environment's ``render()`` (None when the envs have no render mode)."""
+        return None if self.render_mode is None else self.call("render")
 
     def close_extras(self, timeout: float | None = None, terminate: bool = False) -> None:
         """Stop the workers: ask them to close their envs, then join (or terminate) them."""
