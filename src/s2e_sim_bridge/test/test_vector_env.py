@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import gymnasium as gym
+import numba
 import numpy as np
 import pytest
 from gymnasium import spaces
 
 from s2e_policy.errors import S2EError
 from s2e_sim_bridge.envs import EnvConfig, make_vector_env
+from s2e_sim_bridge.envs.navbench_env import _worker_env
 from s2e_sim_bridge.envs.vector import GroupedAsyncVectorEnv, VectorEnvWorkerError, _groups
 from s2e_sim_bridge.navbench.sim import SimConfig
 from s2e_sim_bridge.scene import generate_street_scene, save_scene
@@ -61,7 +65,8 @@ def test_groups_are_contiguous_and_near_equal() -> None:
     assert [i for g in _groups(5, 5) for i in g] == list(range(5))
 
 
-def test_grouped_navbench_envs_equal_the_sync_env(tmp_path) -> None:
+@pytest.mark.parametrize("parent_group", [True, False])
+def test_grouped_navbench_envs_equal_the_sync_env(tmp_path, parent_group) -> None:
     """Same seeds and actions as the sync env: the same results at every step.
 
     Observations, rewards, flags and infos, through autoresets, with groups of two envs
@@ -70,9 +75,15 @@ def test_grouped_navbench_envs_equal_the_sync_env(tmp_path) -> None:
     path = tmp_path / "street.ply"
     save_scene(generate_street_scene(7, **STREET)[0], path)
     sync = make_vector_env(3, asynchronous=False, scene=path, config=CONFIG, seed=4)
-    grouped = make_vector_env(3, asynchronous=True, scene=path, config=CONFIG, seed=4,
-                              num_workers=2)
-    assert isinstance(grouped, GroupedAsyncVectorEnv)
+    if parent_group:  # make_vector_env's layout: group 0 in this process
+        grouped = make_vector_env(3, asynchronous=True, scene=path, config=CONFIG, seed=4,
+                                  num_workers=2)
+        assert grouped._local is not None and len(grouped._processes) == 1
+    else:
+        grouped = GroupedAsyncVectorEnv(
+            [partial(_worker_env, path, CONFIG, 4 + i, 1) for i in range(3)], num_workers=2)
+        assert grouped._local is None and len(grouped._processes) == 2
+    threads = numba.get_num_threads()
     assert [len(g) for g in grouped.groups] == [2, 1]
     rng = np.random.default_rng(0)
     ended = 0
@@ -92,28 +103,42 @@ def test_grouped_navbench_envs_equal_the_sync_env(tmp_path) -> None:
             assert np.array_equal(rew_s, rew_g), step
             assert np.array_equal(term_s, term_g) and np.array_equal(trunc_s, trunc_g), step
             ended += int(np.sum(term_s | trunc_s))
+            assert numba.get_num_threads() == threads, "the parent's thread count is restored"
     finally:
         sync.close()
         grouped.close()
     assert ended >= 2, "the test must go through autoresets"
 
 
-def test_worker_failures_name_the_worker_and_close_the_env() -> None:
+@pytest.mark.parametrize("parent_group", [False, True])
+def test_failures_name_the_group_and_close_the_env(parent_group) -> None:
+    with pytest.raises(VectorEnvWorkerError, match=r"(?s)group 1 \(environments 2-2, in worker "
+                                                   r"1\) failed while building.*no scene"):
+        GroupedAsyncVectorEnv([CountingEnv, CountingEnv, broken_env], num_workers=2,
+                              parent_group=parent_group)
+    place = "this process" if parent_group else "worker 0"
     with pytest.raises(VectorEnvWorkerError,
-                       match=r"(?s)worker 1 \(environments 2-2\) failed while building.*no scene"):
-        GroupedAsyncVectorEnv([CountingEnv, CountingEnv, broken_env], num_workers=2)
-    venv = GroupedAsyncVectorEnv([CountingEnv] * 3, num_workers=2)
-    venv.reset(seed=0)
-    with pytest.raises(VectorEnvWorkerError, match=r"(?s)worker 0 .*during step.*must be finite"):
-        venv.step(np.array([[0.1], [np.nan], [0.2]], dtype=np.float32))
-    assert venv.closed
-    assert not any(p.is_alive() for p in venv._processes)
-    with pytest.raises(S2EError, match="closed"):
-        venv.step(np.zeros((3, 1), dtype=np.float32))
+                       match=rf"(?s)group 0 \(environments 0-1, in {place}\) failed while "
+                             r"building.*no scene"):
+        GroupedAsyncVectorEnv([CountingEnv, broken_env, CountingEnv], num_workers=2,
+                              parent_group=parent_group)
+    for bad in (1, 2):  # in group 0 (this process, or worker 0), then in worker 1
+        venv = GroupedAsyncVectorEnv([CountingEnv] * 3, num_workers=2, parent_group=parent_group)
+        venv.reset(seed=0)
+        actions = np.array([[0.1], [0.1], [0.2]], dtype=np.float32)
+        actions[bad] = np.nan
+        with pytest.raises(VectorEnvWorkerError,
+                           match=rf"(?s)group {bad // 2} .*during step.*must be finite"):
+            venv.step(actions)
+        assert venv.closed
+        assert not any(p.is_alive() for p in venv._processes)
+        with pytest.raises(S2EError, match="closed"):
+            venv.step(np.zeros((3, 1), dtype=np.float32))
 
 
-def test_counting_envs_autoreset_on_the_next_step() -> None:
-    venv = GroupedAsyncVectorEnv([CountingEnv] * 3, num_workers=2)
+@pytest.mark.parametrize("parent_group", [False, True])
+def test_counting_envs_autoreset_on_the_next_step(parent_group) -> None:
+    venv = GroupedAsyncVectorEnv([CountingEnv] * 3, num_workers=2, parent_group=parent_group)
     try:
         obs, info = venv.reset(seed=[1, 2, 3])
         assert info["reset"].all() and obs[:, 1].tolist() == [0.0, 0.0, 0.0]
@@ -134,8 +159,9 @@ def test_worker_count_is_checked() -> None:
         GroupedAsyncVectorEnv([CountingEnv] * 2, num_workers=0)
 
 
-def test_call_get_attr_and_set_attr_reach_every_env_in_order() -> None:
-    venv = GroupedAsyncVectorEnv([CountingEnv] * 3, num_workers=2)
+@pytest.mark.parametrize("parent_group", [False, True])
+def test_call_get_attr_and_set_attr_reach_every_env_in_order(parent_group) -> None:
+    venv = GroupedAsyncVectorEnv([CountingEnv] * 3, num_workers=2, parent_group=parent_group)
     try:
         venv.reset(seed=0)
         assert venv.get_attr("length") == (3, 3, 3)

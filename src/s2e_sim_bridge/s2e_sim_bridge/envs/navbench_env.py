@@ -371,12 +371,13 @@ def make_vector_env(num_envs: int, asynchronous: bool = True,
                     scene: SceneArg | Sequence[SceneArg] | None = None,
                     config: EnvConfig | None = None, seed: int = 0,
                     num_workers: int | None = None) -> gym.vector.VectorEnv:
-    """``num_envs`` NavBench-GS environments, in subprocesses when ``asynchronous``.
+    """``num_envs`` NavBench-GS environments, in parallel processes when ``asynchronous``.
 
     Episode pools are seeded ``seed, seed + 1, ...`` so the copies see different episodes.
-    Asynchronous envs run in ``num_workers`` processes (default: one per core, at most one
-    per env), each stepping its group of envs in turn (:class:`.GroupedAsyncVectorEnv`;
-    same results as the synchronous env); the workers split the cores between them (see
+    Asynchronous envs run in ``num_workers`` groups (default: one per core, at most one per
+    env), each stepping its envs in turn (:class:`.GroupedAsyncVectorEnv`; same results as
+    the synchronous env). The first group runs in this process while ``num_workers - 1``
+    worker processes step the others; every group renders on its share of the cores (see
     :func:`_worker_env`).
     """
     if asynchronous:
@@ -384,7 +385,7 @@ def make_vector_env(num_envs: int, asynchronous: bool = True,
         workers = min(num_envs, cores) if num_workers is None else num_workers
         threads = max(1, cores // max(workers, 1))
         fns = [partial(_worker_env, scene, config, seed + i, threads) for i in range(num_envs)]
-        return GroupedAsyncVectorEnv(fns, workers)
+        return GroupedAsyncVectorEnv(fns, workers, parent_group=True, parent_threads=threads)
     fns = [partial(NavBenchEnv, scene, config, seed + i) for i in range(num_envs)]
     return gym.vector.SyncVectorEnv(fns)
 
@@ -394,9 +395,10 @@ def _worker_env(scene: SceneArg | Sequence[SceneArg] | None, config: EnvConfig |
     """An env for a vector-env subprocess whose compiled kernels use ``threads`` threads.
 
     Subprocesses share the machine's cores: each numba parallel region (the cpu renderer)
-    runs on its share, so the workers do not oversubscribe the cores. The vector env also
-    builds one env in the parent process to read the spaces; the parent keeps its own
-    thread count (it may render too, e.g. the RL runner's held-out evaluation).
+    runs on its share, so the workers do not oversubscribe the cores. In the parent (the
+    vector env's own group) the thread count is left alone: the vector env lowers it only
+    while it steps its group, and the parent renders on all its threads otherwise (e.g.
+    the RL runner's held-out evaluation).
     """
     if multiprocessing.parent_process() is not None:
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
