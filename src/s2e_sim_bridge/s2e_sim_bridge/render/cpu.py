@@ -30,8 +30,8 @@ Per camera:
    rows once, blends each Gaussian over its footprint box in its rows only, front to back,
    with per-pixel early termination, and stops once all its pixels have. Each box row is
    blended :data:`LANES` pixels at a time by a branch-free loop (:func:`_blend_row`, with
-   :func:`_exp_neg` for ``exp``) that LLVM vectorises. The images do not depend on the
-   number of row sets.
+   :func:`_exp_neg`, a table and a polynomial, for ``exp``) that LLVM vectorises. The
+   images do not depend on the number of row sets.
 
 Level of detail (``lod_px > 0``; off by default, and then the steps above are exact): each
 scene of at least :data:`.lod.LOD_MIN_GAUSSIANS` Gaussians also gets, once, coarser levels of
@@ -94,8 +94,10 @@ float64) was faster than 8 or 16 on street frames at 64x64 and 128x128."""
 EXP_NEG_MAX = 8.0
 """Largest argument of :func:`_exp_neg`; sigma never exceeds ``ln(1 / ALPHA_MIN) = 5.54``
 where a pixel can pass, so larger values (masked-out pixels) are clamped to it."""
-_EXP_COEFFS = tuple(math.exp(-0.25) * (-1.0) ** k / math.factorial(k) for k in range(12))
-# exp(-(0.25 + v)) = sum_k _EXP_COEFFS[k] v^k, the Taylor series to degree 11 (|v| <= 0.25)
+_EXP_COEFFS = tuple(math.exp(-0.03125) * (-1.0) ** k / math.factorial(k) for k in range(8))
+# exp(-(1/32 + v)) = sum_k _EXP_COEFFS[k] v^k, the Taylor series to degree 7 (|v| <= 1/32)
+_EXP_TABLE = np.array([math.exp(-j / 16.0) for j in range(int(EXP_NEG_MAX * 16) + 1)])
+# exp(-j / 16) for j = 0 .. 16 EXP_NEG_MAX
 _FLAGS_PER_WORD = 8  # uint8 drawn flags read as one uint64 by _gather_drawn
 CULL_PAD_PX = BBOX_SIGMA_MAX * math.sqrt(EPS2D_PX2) + 1.0
 """Widest a footprint box can reach beyond the EWA spread of its Gaussian (pixels): the
@@ -499,27 +501,24 @@ def sort_rows_kernel(table: np.ndarray, visible: np.ndarray) -> np.ndarray:
     return packed
 
 
-@njit(inline="always", fastmath=True)
+@njit(inline="always", fastmath=True, boundscheck=False)
 def _exp_neg(s: float) -> float:
-    """``exp(-s)`` for ``0 <= s <= EXP_NEG_MAX`` in plain arithmetic, so pixel loops vectorise.
+    """``exp(-s)`` for ``0 <= s <= EXP_NEG_MAX`` without a libm call, so pixel loops vectorise.
 
-    ``exp(-s) = exp(-s / 16) ** 16``; ``exp(-s / 16)`` is the degree-11 Taylor polynomial
-    about ``s / 16 = 0.25`` (coefficients :data:`_EXP_COEFFS`), evaluated by Estrin's scheme
-    (a short dependency chain), then squared four times. Relative error below 1e-14 on the
-    whole range (``test_exp_neg_matches_numpy``), far under the float32 outputs' 6e-8.
+    ``exp(-s) = exp(-j / 16) * exp(-(s - j / 16))`` with ``j = floor(16 s)``: the first factor
+    from :data:`_EXP_TABLE`, the second the degree-7 Taylor polynomial about ``1 / 32``
+    (coefficients :data:`_EXP_COEFFS`) evaluated by Estrin's scheme. Within 1e-15 of numpy's
+    ``exp`` on the whole range (``test_exp_neg_matches_numpy``), far under the float32
+    outputs' 6e-8.
     """
+    j = np.uint64(s * 16.0)
+    v = s - np.float64(j) * 0.0625 - 0.03125
     c = _EXP_COEFFS
-    v = s * 0.0625 - 0.25
     v2 = v * v
     v4 = v2 * v2
     q0 = (c[0] + c[1] * v) + (c[2] + c[3] * v) * v2
     q1 = (c[4] + c[5] * v) + (c[6] + c[7] * v) * v2
-    q2 = (c[8] + c[9] * v) + (c[10] + c[11] * v) * v2
-    p = (q0 + q1 * v4) + q2 * (v4 * v4)
-    p = p * p
-    p = p * p
-    p = p * p
-    return p * p
+    return _EXP_TABLE[j] * (q0 + q1 * v4)
 
 
 @njit(inline="always", fastmath=True, boundscheck=False)
