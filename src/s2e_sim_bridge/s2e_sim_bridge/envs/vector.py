@@ -221,10 +221,7 @@ class GroupedAsyncVectorEnv(VectorEnv):
             except Exception as exc:
                 for env in envs:
                     env.close()
-                self._drain()
-                self.close(terminate=True)
-                raise VectorEnvWorkerError(self._where(0, "while building its environments",
-                                                       f"{type(exc).__name__}: {exc}")) from exc
+                raise self._local_failure("while building its environments", exc) from exc
             self._local = _Group(envs, list(self.groups[0]), self.single_observation_space,
                                  self._shared)
         else:
@@ -254,13 +251,18 @@ class GroupedAsyncVectorEnv(VectorEnv):
             raise VectorEnvWorkerError(failure)
         return answers
 
-    def _drain(self) -> None:
-        """Read (and drop) the answers the workers owe, after this process's group failed."""
+    def _local_failure(self, stage: str, exc: Exception) -> VectorEnvWorkerError:
+        """The error to raise when this process's group failed.
+
+        First reads (and drops) the answers the workers owe, then closes the vector env.
+        """
         for pipe in self._pipes:
             try:
                 pipe.recv()
             except (EOFError, OSError):
                 pass
+        self.close(terminate=True)
+        return VectorEnvWorkerError(self._where(0, stage, f"{type(exc).__name__}: {exc}"))
 
     def _send(self, messages: list[tuple[str, Any]]) -> None:
         if self.closed:
@@ -282,10 +284,7 @@ class GroupedAsyncVectorEnv(VectorEnv):
                     numba.set_num_threads(min(self.parent_threads, threads))
                 answers.append(self._local.handle(*messages[0]))
             except Exception as exc:
-                self._drain()
-                self.close(terminate=True)
-                raise VectorEnvWorkerError(self._where(0, stage, f"{type(exc).__name__}: "
-                                                                 f"{exc}")) from exc
+                raise self._local_failure(stage, exc) from exc
             finally:
                 numba.set_num_threads(threads)
         return answers + self._receive(stage)
