@@ -3,9 +3,9 @@
 Prints, from one run on this machine:
 - env-steps/s of the gymnasium env with camera rendering at the NavBench-GS issue's sizes,
   64x64 and 128x128 (``--sizes`` picks others, e.g. ``64x48`` for the wheeled robot's 4:3
-  camera), for 1 env in process, 4 envs in one process (sync vector env), 4 envs in
-  async worker processes (``make_vector_env``'s default: one worker per core, each
-  stepping its group of envs; each worker gets its share of the cores) and 4 envs in a
+  camera), for 1 env in process, 4 envs in one process (sync vector env), 4 async envs
+  (``make_vector_env``'s default: one group of envs per core, the first stepped in this
+  process and the other in a worker, each on its share of the cores) and 4 envs in a
   process each (``num_workers=4``, the layout of gymnasium's ``AsyncVectorEnv``);
 - the share of the single env's step time spent rendering, in MuJoCo physics, in the
   pedestrian crowd, and in everything else (observation preprocessing, rewards, geodesics).

@@ -138,7 +138,8 @@ class RolloutEnvConfig:
             (:func:`env_config`): the policy would see upsampled, blurred frames it never
             saw in pretraining.
         num_envs: environments per process.
-        asynchronous: run the environments in worker processes, one per core at most
+        asynchronous: step the environments in parallel, in one group per core at most,
+            the first in the runner's process and the others in worker processes
             (:class:`s2e_sim_bridge.envs.vector.GroupedAsyncVectorEnv`).
         episode_pool_size: episodes sampled per environment and street; resets draw from
             them.
