@@ -7,7 +7,7 @@ import pytest
 
 from s2e_sim_bridge.scene.loading import read_gaussians
 from s2e_sim_bridge.scene.transform import transform_scene
-from s2e_sim_bridge.world import OccupancyMap, build_occupancy, geodesic_field
+from s2e_sim_bridge.world import OccupancyMap, build_occupancy, geodesic_field, geodesics
 from s2e_sim_bridge.world.geodesics import grid_distances, grid_distances_reference
 from s2e_sim_bridge.world.occupancy import OccupancyConfig, OccupancyError
 
@@ -54,6 +54,34 @@ def test_kernel_matches_reference_on_real_capture(fixtures_dir):
         np.testing.assert_array_equal(fast, grid_distances_reference(free, source))
         assert np.isfinite(fast).sum() > 1
     assert np.isinf(fast[tuple(cells[np.argmax(gap)])])  # the ring closes the hole off
+
+
+def test_a_full_node_pool_reruns_with_room_for_every_relaxation(monkeypatch):
+    free = random_map(0.1, seed=7).traversable(0.0)
+    source = tuple(np.argwhere(free)[len(free) // 2])
+    expected = grid_distances_reference(free, source)
+    calls = []
+    kernel = geodesics._grid_dijkstra_kernel
+
+    def spy(*args):
+        calls.append(args[-1])
+        return kernel(*args)
+
+    monkeypatch.setattr(geodesics, "_grid_dijkstra_kernel", spy)
+    monkeypatch.setattr(geodesics, "_FIRST_NODES_PER_CELL", 0)  # 16 nodes: runs out at once
+    np.testing.assert_array_equal(grid_distances(free, source), expected)
+    assert calls == [16, 8 * free.size + 16]
+
+
+def test_free_cells_on_the_grid_edges_and_corners():
+    # the kernel pads the grid with a blocked border: edge cells must keep every move inside
+    free = np.ones((7, 9), bool)
+    free[3, 1:8] = False
+    for source in ((0, 0), (6, 8), (0, 8), (6, 0), (2, 4)):
+        np.testing.assert_array_equal(grid_distances(free, source),
+                                      grid_distances_reference(free, source))
+    single_row = np.ones((1, 12), bool)
+    np.testing.assert_array_equal(grid_distances(single_row, (0, 11)), np.arange(12.0)[::-1][None])
 
 
 def test_limit_keeps_near_cells_exactly():

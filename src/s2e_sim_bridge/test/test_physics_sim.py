@@ -42,6 +42,8 @@ def test_merged_boxes_cover_grid_exactly():
         cover[r0:r1, c0:c1] += 1
     np.testing.assert_array_equal(cover, grid.astype(int))  # exact and disjoint
     assert len(boxes) < grid.sum() / 2
+    closing = [tuple(b) for b in boxes[:, [1, 2]].tolist()]  # (row1, col0): the model's order
+    assert closing == sorted(closing)
     assert merge_occupied_cells(np.zeros((3, 3), bool)).shape == (0, 4)
     block = np.zeros((10, 10), bool)
     block[2:6, 3:8] = True

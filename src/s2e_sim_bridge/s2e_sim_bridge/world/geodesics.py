@@ -37,9 +37,10 @@ _DIAGONAL_COST = math.sqrt(2.0)
 # Bucket width (cells of distance) of the Dijkstra kernel's queue; below the smallest step
 # cost, which makes the bucket order exact (see _grid_dijkstra_kernel).
 _BUCKET_WIDTH_CELLS = 0.5
-# "No cell" in the kernel's linked lists (int32 cell indices, hence the grid size limit).
-_NONE = -1
-_MAX_CELLS = 2**31 - 1
+# Queue nodes first allotted per grid cell; a street's search queues about 1.1 per cell.
+_FIRST_NODES_PER_CELL = 2
+# The kernel's queue nodes and padded cell indices are int32, hence the grid size limit.
+_MAX_NODES = 2**31 - 1
 
 
 def polyline_length_m(path_xy: np.ndarray) -> float:
@@ -89,98 +90,134 @@ def grid_distances_reference(free: np.ndarray, source_rc: tuple[int, int]) -> np
 
 
 @numba.njit(cache=True, nogil=True)
-def _unlink(cell, bucket, head, nxt, prv):  # pragma: no cover - compiled
-    """Remove ``cell`` from the doubly linked list of ``bucket``."""
-    before, after = prv[cell], nxt[cell]
-    if before != _NONE:
-        nxt[before] = after
-    else:
-        head[bucket] = after
-    if after != _NONE:
-        prv[after] = before
-    nxt[cell] = _NONE
-    prv[cell] = _NONE
+def _relax(v, step, du, dist, settled, head, node_cell, node_next, nodes, ring,
+           width):  # pragma: no cover - compiled
+    """Offer ``du + step`` to cell ``v``; queue it (a new node) if that improves it.
+
+    Returns the node count after. Not inlined at numba's level on purpose: LLVM inlines it,
+    while ``inline="always"`` made the kernel about 15x slower.
+    """
+    if settled[v]:
+        return nodes
+    candidate = du + step
+    if candidate < dist[v]:
+        dist[v] = candidate
+        slot = int(candidate / width) % ring
+        node_cell[nodes] = v
+        node_next[nodes] = head[slot]
+        head[slot] = nodes
+        nodes += 1
+    return nodes
 
 
 @numba.njit(cache=True, nogil=True)
-def _grid_dijkstra_kernel(free, source, limit, orthogonal, diagonal,
-                          width):  # pragma: no cover - compiled
+def _grid_dijkstra_kernel(free, source, limit, orthogonal, diagonal, width,
+                          capacity):  # pragma: no cover - compiled
     """Dijkstra on the 8-connected grid of ``free`` from flat cell ``source``.
 
     A bucket queue (Dial's algorithm): cells wait in buckets of ``width`` cells of distance,
-    each a doubly linked list, kept in a ring of ``diagonal / width + 2`` buckets (a step
-    reaches at most that far ahead). Because ``width`` is below the smallest step cost, no
-    cell of the nearest non-empty bucket can improve another one, so every cell taken from
-    it is final, whatever the order inside the bucket: the result equals a heap Dijkstra's,
-    bit for bit. Cells farther than ``limit`` (cells) come back ``inf``. Returns the flat
-    ``(rows * cols,)`` float64 distances in cells.
+    kept in a ring of ``diagonal / width + 2`` buckets (a step reaches at most that far
+    ahead). Because ``width`` is below the smallest step cost, no cell of the nearest
+    non-empty bucket can improve another one, so every cell taken from it is final,
+    whatever the order inside the bucket: the result equals a heap Dijkstra's, bit for bit.
+    Each bucket is a singly linked list of nodes from one pool; a cell whose distance
+    improves gets a new node and its old one is skipped when popped (lazy deletion: no
+    unlinking). The grid is padded with a blocked border so neighbours need no bounds
+    checks. Cells farther than ``limit`` (cells) come back ``inf``.
+
+    Args:
+        free: ``(rows, cols)`` bool, C-contiguous: cells the robot may occupy.
+        source: flat index ``row * cols + col`` of the source cell.
+        limit: largest distance searched (cells; ``inf``: all).
+        orthogonal: cost of an orthogonal step (cells).
+        diagonal: cost of a diagonal step (cells).
+        width: bucket width (cells), below ``orthogonal``.
+        capacity: nodes in the pool; a cell is queued at most once per neighbour that
+            improves it, so ``8 * cells + 1`` always suffices.
+
+    Returns:
+        ``(rows * cols,)`` float64 distances in cells and whether the pool sufficed (when
+        not, the distances are incomplete: call again with a larger ``capacity``).
     """
     rows, cols = free.shape
-    n = rows * cols
+    stride = cols + 2
+    size = (rows + 2) * stride
+    passable = np.zeros(size, np.bool_)
+    for r in range(rows):
+        base = (r + 1) * stride + 1
+        for c in range(cols):
+            passable[base + c] = free[r, c]
+    dist = np.full(size, np.inf)
+    settled = np.zeros(size, np.bool_)
     ring = int(diagonal / width) + 2
-    dist = np.full(n, np.inf)
-    settled = np.zeros(n, np.bool_)
-    nxt = np.full(n, _NONE, np.int32)
-    prv = np.full(n, _NONE, np.int32)
-    bucket_of = np.full(n, _NONE, np.int32)  # ring slot of a queued cell
-    head = np.full(ring, _NONE, np.int32)
-    d_row = (-1, -1, -1, 0, 0, 1, 1, 1)
-    d_col = (-1, 0, 1, -1, 1, -1, 0, 1)
-    dist[source] = 0.0
-    head[0] = source
-    bucket_of[source] = 0
-    queued = 1
+    head = np.full(ring, -1, np.int32)
+    node_cell = np.empty(capacity, np.int32)
+    node_next = np.empty(capacity, np.int32)
+    start = (source // cols + 1) * stride + source % cols + 1
+    dist[start] = 0.0
+    node_cell[0] = start
+    node_next[0] = -1
+    head[0] = 0
+    nodes = 1
+    popped = 0
     current = 0  # absolute bucket index: distances in [current, current + 1) * width
-    while queued > 0:
+    enough = True
+    while popped < nodes:
         slot = current % ring
-        u = head[slot]
-        if u == _NONE:
+        node = head[slot]
+        if node < 0:
             current += 1
             if current * width > limit:
                 break
             continue
-        _unlink(u, slot, head, nxt, prv)
-        bucket_of[u] = _NONE
-        queued -= 1
+        head[slot] = node_next[node]
+        popped += 1
+        u = node_cell[node]
+        if settled[u]:
+            continue  # a stale node: u was queued again with a smaller distance
         du = dist[u]
         if du > limit:
             continue
         settled[u] = True
-        ur = u // cols
-        uc = u - ur * cols
-        if not free[ur, uc]:
+        if not passable[u]:
             continue  # a blocked source has no edges
-        for k in range(8):
-            vr = ur + d_row[k]
-            vc = uc + d_col[k]
-            if vr < 0 or vr >= rows or vc < 0 or vc >= cols or not free[vr, vc]:
-                continue
-            step = orthogonal
-            if d_row[k] != 0 and d_col[k] != 0:
-                if not (free[ur, vc] and free[vr, uc]):
-                    continue  # no corner cutting
-                step = diagonal
-            v = vr * cols + vc
-            if settled[v]:
-                continue
-            candidate = du + step
-            if candidate < dist[v]:
-                if bucket_of[v] != _NONE:
-                    _unlink(v, bucket_of[v], head, nxt, prv)
-                    queued -= 1
-                dist[v] = candidate
-                slot_v = int(candidate / width) % ring
-                first = head[slot_v]
-                nxt[v] = first
-                if first != _NONE:
-                    prv[first] = v
-                head[slot_v] = v
-                bucket_of[v] = slot_v
-                queued += 1
-    for v in range(n):  # cells beyond the limit (queued or never reached)
-        if not settled[v]:
-            dist[v] = np.inf
-    return dist
+        if nodes + 8 > capacity:
+            enough = False
+            break
+        up, down = u - stride, u + stride
+        n_ok, s_ok, w_ok, e_ok = passable[up], passable[down], passable[u - 1], passable[u + 1]
+        # diagonal moves need both orthogonal neighbours free (no corner cutting)
+        if n_ok:
+            nodes = _relax(up, orthogonal, du, dist, settled, head, node_cell, node_next,
+                           nodes, ring, width)
+            if w_ok and passable[up - 1]:
+                nodes = _relax(up - 1, diagonal, du, dist, settled, head, node_cell,
+                               node_next, nodes, ring, width)
+            if e_ok and passable[up + 1]:
+                nodes = _relax(up + 1, diagonal, du, dist, settled, head, node_cell,
+                               node_next, nodes, ring, width)
+        if s_ok:
+            nodes = _relax(down, orthogonal, du, dist, settled, head, node_cell, node_next,
+                           nodes, ring, width)
+            if w_ok and passable[down - 1]:
+                nodes = _relax(down - 1, diagonal, du, dist, settled, head, node_cell,
+                               node_next, nodes, ring, width)
+            if e_ok and passable[down + 1]:
+                nodes = _relax(down + 1, diagonal, du, dist, settled, head, node_cell,
+                               node_next, nodes, ring, width)
+        if w_ok:
+            nodes = _relax(u - 1, orthogonal, du, dist, settled, head, node_cell, node_next,
+                           nodes, ring, width)
+        if e_ok:
+            nodes = _relax(u + 1, orthogonal, du, dist, settled, head, node_cell, node_next,
+                           nodes, ring, width)
+    out = np.empty(rows * cols)
+    for r in range(rows):  # cells beyond the limit (queued or never reached) are inf
+        base = (r + 1) * stride + 1
+        for c in range(cols):
+            cell = base + c
+            out[r * cols + c] = dist[cell] if settled[cell] else np.inf
+    return out, enough
 
 
 @numba.njit(cache=True, nogil=True)
@@ -224,14 +261,17 @@ def grid_distances(free: np.ndarray, source_rc: tuple[int, int],
         ``(rows, cols)`` float64 path length in cells, ``inf`` where unreachable.
     """
     free = np.ascontiguousarray(free, dtype=np.bool_)
-    if free.ndim != 2 or free.size >= _MAX_CELLS:
-        raise OccupancyError(f"free must be a 2D grid of fewer than {_MAX_CELLS} cells, got "
-                             f"shape {free.shape}")
+    if free.ndim != 2 or 8 * (free.shape[0] + 2) * (free.shape[1] + 2) >= _MAX_NODES:
+        raise OccupancyError(f"free must be a 2D grid of fewer than {_MAX_NODES // 8} cells "
+                             f"(with a border), got shape {free.shape}")
     row, col = (int(v) for v in source_rc)
     if not (0 <= row < free.shape[0] and 0 <= col < free.shape[1]):
         raise OccupancyError(f"source cell {(row, col)} is outside the grid {free.shape}")
-    flat = _grid_dijkstra_kernel(free, row * free.shape[1] + col, float(limit_cells),
-                                 _ORTHOGONAL_COST, _DIAGONAL_COST, _BUCKET_WIDTH_CELLS)
+    args = (free, row * free.shape[1] + col, float(limit_cells), _ORTHOGONAL_COST,
+            _DIAGONAL_COST, _BUCKET_WIDTH_CELLS)
+    flat, enough = _grid_dijkstra_kernel(*args, _FIRST_NODES_PER_CELL * free.size + 16)
+    if not enough:  # never seen; 8 per cell always suffice
+        flat, enough = _grid_dijkstra_kernel(*args, 8 * free.size + 16)
     return flat.reshape(free.shape)
 
 
