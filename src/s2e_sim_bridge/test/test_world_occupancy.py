@@ -149,6 +149,38 @@ def test_distance_field_to_wall_and_bounds():
     assert occ.is_free(points, 0.3).tolist() == [True, True, True, False]
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_adding_cells_updates_the_distance_field_exactly(seed):
+    rng = np.random.default_rng(seed)
+    shape = (int(rng.integers(20, 90)), int(rng.integers(20, 140)))
+    base = OccupancyMap(rng.random(shape) < rng.choice([0.0, 0.002, 0.02]), np.zeros(2), RES)
+    added = np.zeros(shape, bool)
+    for _ in range(int(rng.integers(1, 4))):  # a few boxes, some at the map's edges
+        r, c = int(rng.integers(0, shape[0])), int(rng.integers(0, shape[1]))
+        added[r : r + int(rng.integers(1, 8)), c : c + int(rng.integers(1, 8))] = True
+    fast = base.with_occupied(added)
+    full = OccupancyMap(base.grid | added, base.origin_xy_m, RES)
+    np.testing.assert_array_equal(fast.grid, full.grid)
+    np.testing.assert_array_equal(fast.distance_m, full.distance_m)  # bit for bit
+    assert fast.distance_m.dtype == np.float32
+    assert not np.array_equal(base.grid, fast.grid)  # the base map is left as it was
+    assert base.with_occupied(base.grid) is base  # nothing new: the same map
+
+
+def test_adding_cells_far_from_a_narrow_corridor_window():
+    # an open 20 m x 2 m corridor: the window is the added box +- the largest clearance
+    # (about 1 m), far smaller than the grid, and cells beyond it must keep their clearance
+    base = OccupancyMap(np.zeros((40, 400), bool), np.zeros(2), RES)
+    added = np.zeros(base.shape, bool)
+    added[18:22, 195:205] = True
+    fast = base.with_occupied(added)
+    full = OccupancyMap(added, np.zeros(2), RES)
+    np.testing.assert_array_equal(fast.distance_m, full.distance_m)
+    assert np.array_equal(fast.distance_m[:, :100], base.distance_m[:, :100])
+    with pytest.raises(S2EError, match=r"added cells have shape \(3, 3\)"):
+        base.with_occupied(np.zeros((3, 3), bool))
+
+
 def test_reachable_free_space_respects_robot_radius():
     grid = np.zeros((80, 120), bool)
     grid[:, 60:62] = True

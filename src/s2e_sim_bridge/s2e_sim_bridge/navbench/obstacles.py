@@ -34,17 +34,19 @@ def obstacle_scene(specs: Sequence[ObstacleSpec], floor_z_m: float) -> GaussianS
 
 
 def with_obstacles(occupancy: OccupancyMap, specs: Sequence[ObstacleSpec], floor_z_m: float,
-                   config: OccupancyConfig) -> OccupancyMap:
-    """``occupancy`` with the footprints of the ``specs`` boxes added (a new map)."""
+                   config: OccupancyConfig, scene: GaussianScene | None = None) -> OccupancyMap:
+    """``occupancy`` with the footprints of the ``specs`` boxes added (a new map).
+
+    ``scene``: the specs' :func:`obstacle_scene`, when the caller has built it already.
+    """
     if not specs:
         return occupancy
-    means_xy, cov_xy = select_obstacle_gaussians(obstacle_scene(specs, floor_z_m), floor_z_m,
-                                                 config)
+    boxes = obstacle_scene(specs, floor_z_m) if scene is None else scene
+    means_xy, cov_xy = select_obstacle_gaussians(boxes, floor_z_m, config)
     added = rasterise_footprints(means_xy, cov_xy, occupancy.origin_xy_m,
                                  occupancy.resolution_m, occupancy.shape,
                                  config.footprint_sigmas)
-    return OccupancyMap(grid=occupancy.grid | added, origin_xy_m=occupancy.origin_xy_m,
-                        resolution_m=occupancy.resolution_m)
+    return occupancy.with_occupied(added)
 
 
 def obstacle_occupancy_fn(floor_z_m: float, config: OccupancyConfig) -> ObstacleOccupancy:

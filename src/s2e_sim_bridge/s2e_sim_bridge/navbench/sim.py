@@ -204,11 +204,14 @@ class NavBenchSim:
         return self._episode_cache_size
 
     # ------------------------------------------------------------------ episode
-    def occupancy_with(self, obstacles: tuple[ObstacleSpec, ...] | list[ObstacleSpec]
-                       ) -> OccupancyMap:
-        """The collision world with an episode's obstacles added."""
+    def occupancy_with(self, obstacles: tuple[ObstacleSpec, ...] | list[ObstacleSpec],
+                       scene: GaussianScene | None = None) -> OccupancyMap:
+        """The collision world with an episode's obstacles added.
+
+        ``scene``: their :func:`obstacle_scene`, when already built.
+        """
         return with_obstacles(self.base_occupancy, obstacles, self.scene.info.floor_height_m,
-                              self.config.occupancy)
+                              self.config.occupancy, scene)
 
     def episode_world(self, episode: Episode) -> EpisodeWorld:
         """The obstacles, collision world, goal field and physics of ``episode``.
@@ -226,7 +229,7 @@ class NavBenchSim:
         cfg = self.config
         obstacles = (obstacle_scene(episode.obstacles, self.scene.info.floor_height_m)
                      if episode.obstacles else None)
-        occupancy = self.occupancy_with(episode.obstacles)
+        occupancy = self.occupancy_with(episode.obstacles, obstacles)
         goal_field = geodesic_field(occupancy, np.asarray(episode.goal, dtype=np.float64),
                                     self.embodiment.footprint_radius_m)
         physics_cfg = dataclasses.replace(cfg.physics,

@@ -18,6 +18,7 @@ cell containing the mean.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 import numba
@@ -122,8 +123,48 @@ class OccupancyMap:
         # The world ends at the bounds: pad with an occupied ring before the transform.
         padded = np.pad(self.grid, 1, constant_values=True)
         cells = ndimage.distance_transform_edt(~padded)[1:-1, 1:-1]
-        # Centre-to-centre distance minus half a cell is the distance to the obstacle's edge.
-        self.distance_m = np.clip((cells - 0.5) * self.resolution_m, 0.0, None).astype(np.float32)
+        self.distance_m = self._clearance_m(cells)
+
+    def _clearance_m(self, cells: np.ndarray) -> np.ndarray:
+        """Centre-to-centre distances (cells) -> float32 distances (metres) to the edge.
+
+        Monotonic, so the clearance of the nearer of two obstacle sets is the smaller one.
+        """
+        return np.clip((cells - 0.5) * self.resolution_m, 0.0, None).astype(np.float32)
+
+    def with_occupied(self, added: np.ndarray) -> OccupancyMap:
+        """A new map: this one with the cells of ``added`` occupied too (this one is kept).
+
+        Bit-identical to ``OccupancyMap(grid | added, ...)``, but the distance transform
+        runs only on a window around the added cells: a cell farther from every added cell
+        than the largest clearance of this map keeps its clearance, so the window reaches
+        that far beyond their bounding box, and inside it the new clearance is the smaller
+        of the old one and the clearance to the added cells (the transform's distances are
+        exact). On a street with obstacle boxes on the path this is about a quarter of the grid.
+
+        Args:
+            added: ``(rows, cols)`` bool, the cells to occupy.
+
+        Raises:
+            OccupancyError: if ``added`` does not have the grid's shape.
+        """
+        added = np.asarray(added, dtype=bool)
+        if added.shape != self.grid.shape:
+            raise OccupancyError(f"added cells have shape {added.shape}, the grid "
+                                 f"{self.grid.shape}")
+        new = added & ~self.grid
+        if not new.any():
+            return self
+        rows, cols = np.nonzero(new)
+        reach = int(np.ceil(float(self.distance_m.max()) / self.resolution_m + 0.5)) + 2
+        r0, r1 = max(0, rows.min() - reach), min(new.shape[0], rows.max() + reach + 1)
+        c0, c1 = max(0, cols.min() - reach), min(new.shape[1], cols.max() + reach + 1)
+        near = self._clearance_m(ndimage.distance_transform_edt(~new[r0:r1, c0:c1]))
+        distance = self.distance_m.copy()
+        np.minimum(distance[r0:r1, c0:c1], near, out=distance[r0:r1, c0:c1])
+        out = copy.copy(self)
+        out.grid, out.distance_m = self.grid | new, distance
+        return out
 
     @property
     def shape(self) -> tuple[int, int]:
