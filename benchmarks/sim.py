@@ -8,7 +8,11 @@ Prints, from one run on this machine:
   process and the other in a worker, each on its share of the cores) and 4 envs in a
   process each (``num_workers=4``, the layout of gymnasium's ``AsyncVectorEnv``);
 - the share of the single env's step time spent rendering, in MuJoCo physics, in the
-  pedestrian crowd, and in everything else (observation preprocessing, rewards, geodesics).
+  pedestrian crowd, and in everything else (observation preprocessing, rewards, geodesics);
+- the time of a reset that builds its episode's world (obstacles, collision world, goal
+  geodesic field, MuJoCo model) and of one served from the episode cache, for the
+  ``pedestrian`` and ``obstacle_pedestrian`` tasks (median over ``--resets`` episodes; 0
+  skips it).
 
 Each size runs twice, with the renderer's level of detail off (exact images) and on
 (``SimConfig.render_lod_px``, ``--lod-px``, default the simulator's own default), and a third
@@ -18,11 +22,13 @@ stepped in alternating chunks of ``CHUNK_STEPS``, so both see the same machine l
 
 Task ``pedestrian`` (12 pedestrians) on the default generated street (100k Gaussians).
 Usage: python benchmarks/sim.py [--steps 200] [--sizes 64x64 128x128] [--lod-px 1]
+[--resets 8]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import tempfile
 import time
@@ -59,6 +65,7 @@ WARMUP_STEPS = 5
 NUM_ENVS = 4
 CHUNK_STEPS = 10  # steps on one LOD setting before the other gets a turn
 DEFAULT_SIZES = ("64x64", "128x128")
+RESET_TASKS = ("pedestrian", "obstacle_pedestrian")
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -178,6 +185,30 @@ def vector_env(path: Path, size: tuple[int, int], steps: int, n: int,
             venv.close()
 
 
+def reset_times(scene, size: tuple[int, int], lod_px: float,
+                episodes: int) -> dict[str, tuple[float, float]]:
+    """Median milliseconds of a building and of a cached reset, per task of ``RESET_TASKS``.
+
+    One env per task holds a pool of ``episodes`` episodes and caches all of them; each is
+    reset twice through ``options``: the first reset builds its world, the second is served
+    from the cache. A throwaway env compiles everything first.
+    """
+    times = {}
+    for task in RESET_TASKS:
+        cfg = dataclasses.replace(_config(size, lod_px), task=task, episode_pool_size=episodes,
+                                  episode_cache_size=episodes)
+        NavBenchEnv(scene, dataclasses.replace(cfg, episode_pool_size=1), seed=1).reset(seed=0)
+        env = NavBenchEnv(scene, cfg, seed=0)
+        passes: list[list[float]] = [[], []]
+        for timings in passes:
+            for index, episode in env.pool:
+                t0 = time.perf_counter()
+                env.reset(options={"episode": episode, "scene_index": index})
+                timings.append(1e3 * (time.perf_counter() - t0))
+        times[task] = (float(np.median(passes[0])), float(np.median(passes[1])))
+    return times
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=200, help="timed steps per case")
@@ -186,6 +217,9 @@ def main() -> None:
     parser.add_argument("--lod-px", type=float, default=SimConfig().render_lod_px,
                         help="renderer level-of-detail threshold compared with the exact "
                              "renderer (pixels; 0 runs the exact renderer only)")
+    parser.add_argument("--resets", type=int, default=8,
+                        help="episodes per task whose building and cached resets are timed "
+                             "(at the first size; 0 skips)")
     args = parser.parse_args()
     settings = [0.0] + ([args.lod_px] if args.lod_px > 0.0 else [])
     scene, _ = generate_street_scene(0)
@@ -215,6 +249,13 @@ def main() -> None:
                 print(f"{label:>9} {'ratio':>6} {ones[1][0] / ones[0][0]:>6.2f}x "
                       f"{syncs[1] / syncs[0]:>6.2f}x {fours[1] / fours[0]:>7.2f}x "
                       f"{procs[1] / procs[0]:>7.2f}x")
+        if args.resets > 0:
+            size = args.sizes[0]
+            print(f"resets at {size[0]}x{size[1]}, LOD {settings[-1]:g} px (median ms of "
+                  f"{args.resets} episodes): task, building its world, from the episode cache")
+            for task, (built, cached) in reset_times(scene, size, settings[-1],
+                                                     args.resets).items():
+                print(f"{task:>22} {built:>8.1f} {cached:>8.1f}")
         print(f"load average at end: {os.getloadavg()[0]:.2f}")
 
 
