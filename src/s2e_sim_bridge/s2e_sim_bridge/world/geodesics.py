@@ -184,27 +184,18 @@ def _grid_dijkstra_kernel(free, source, limit, orthogonal, diagonal, width,
         if nodes + 8 > capacity:
             enough = False
             break
-        up, down = u - stride, u + stride
-        n_ok, s_ok, w_ok, e_ok = passable[up], passable[down], passable[u - 1], passable[u + 1]
-        # diagonal moves need both orthogonal neighbours free (no corner cutting)
-        if n_ok:
-            nodes = _relax(up, orthogonal, du, dist, settled, head, node_cell, node_next,
-                           nodes, ring, width)
-            if w_ok and passable[up - 1]:
-                nodes = _relax(up - 1, diagonal, du, dist, settled, head, node_cell,
-                               node_next, nodes, ring, width)
-            if e_ok and passable[up + 1]:
-                nodes = _relax(up + 1, diagonal, du, dist, settled, head, node_cell,
-                               node_next, nodes, ring, width)
-        if s_ok:
-            nodes = _relax(down, orthogonal, du, dist, settled, head, node_cell, node_next,
-                           nodes, ring, width)
-            if w_ok and passable[down - 1]:
-                nodes = _relax(down - 1, diagonal, du, dist, settled, head, node_cell,
-                               node_next, nodes, ring, width)
-            if e_ok and passable[down + 1]:
-                nodes = _relax(down + 1, diagonal, du, dist, settled, head, node_cell,
-                               node_next, nodes, ring, width)
+        w_ok, e_ok = passable[u - 1], passable[u + 1]
+        for v in (u - stride, u + stride):  # the cells above and below, then their sides
+            if passable[v]:
+                nodes = _relax(v, orthogonal, du, dist, settled, head, node_cell, node_next,
+                               nodes, ring, width)
+                # a diagonal move needs both orthogonal neighbours free (no corner cutting)
+                if w_ok and passable[v - 1]:
+                    nodes = _relax(v - 1, diagonal, du, dist, settled, head, node_cell,
+                                   node_next, nodes, ring, width)
+                if e_ok and passable[v + 1]:
+                    nodes = _relax(v + 1, diagonal, du, dist, settled, head, node_cell,
+                                   node_next, nodes, ring, width)
         if w_ok:
             nodes = _relax(u - 1, orthogonal, du, dist, settled, head, node_cell, node_next,
                            nodes, ring, width)
