@@ -241,13 +241,13 @@ def sample_episodes(
         goal_xy = cells[rng.choice(np.flatnonzero(ok))]
         to_goal = geodesic_field(occupancy, goal_xy, robot_radius_m)
         path = to_goal.path_from(start_xy)
-        obstacles = _place_obstacles(occupancy, task, path, rng, robot_radius_m,
-                                     obstacle_occupancy, start_xy, goal_xy)
-        if obstacles is None:
+        placed = _place_obstacles(occupancy, task, path, rng, robot_radius_m,
+                                  obstacle_occupancy, start_xy, goal_xy)
+        if placed is None:
             continue
+        obstacles, blocked = placed
         length = polyline_length_m(path)
         if obstacles:
-            blocked = obstacle_occupancy(occupancy, obstacles)
             try:
                 length = geodesic_field(blocked, goal_xy, robot_radius_m) \
                     .shortest_path_length_m(start_xy)
@@ -273,10 +273,13 @@ def sample_episodes(
 def _place_obstacles(occupancy: OccupancyMap, task: TaskConfig, path: np.ndarray,
                      rng: np.random.Generator, radius: float,
                      obstacle_occupancy: ObstacleOccupancy, start_xy: np.ndarray,
-                     goal_xy: np.ndarray) -> list[ObstacleSpec] | None:
-    """Obstacles on the shortest path that leave the goal reachable, or None if impossible."""
+                     goal_xy: np.ndarray) -> tuple[list[ObstacleSpec], OccupancyMap] | None:
+    """Obstacles on the shortest path that leave the goal reachable, or None if impossible.
+
+    Returns the obstacles and the collision world with them (``occupancy`` when none).
+    """
     if task.num_obstacles == 0:
-        return []
+        return [], occupancy
     total = polyline_length_m(path)
     lo, hi = task.obstacle_path_fraction
     for _ in range(MAX_TRIES // 10):
@@ -304,5 +307,5 @@ def _place_obstacles(occupancy: OccupancyMap, task: TaskConfig, path: np.ndarray
         reach = blocked.reachable_from(start_xy, radius)
         row, col = blocked.world_to_cell(goal_xy)
         if reach[row, col]:
-            return obstacles
+            return obstacles, blocked
     return None
