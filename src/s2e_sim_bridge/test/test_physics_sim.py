@@ -48,6 +48,10 @@ def test_merged_boxes_cover_grid_exactly():
     block = np.zeros((10, 10), bool)
     block[2:6, 3:8] = True
     np.testing.assert_array_equal(merge_occupied_cells(block), [[2, 6, 3, 8]])
+    checker = np.indices((7, 9)).sum(axis=0) % 2 == 0  # no two cells merge: a box each
+    assert len(merge_occupied_cells(checker)) == checker.sum()
+    with pytest.raises(S2EError, match="grid must be 2D"):
+        merge_occupied_cells(np.ones(5, bool))
 
 
 def test_model_geometry(thin_wall):

@@ -5,19 +5,22 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from s2e_sim_bridge.world.occupancy import OccupancyMap
+from s2e_sim_bridge.world.occupancy import OccupancyError, OccupancyMap
 
 
 @numba.njit(cache=True)
-def _merge_kernel(grid: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
-    """:func:`merge_occupied_cells` on a C-contiguous bool grid."""
+def _merge_kernel(grid: np.ndarray, occupied: int) -> np.ndarray:  # pragma: no cover
+    """:func:`merge_occupied_cells` on a C-contiguous bool grid of ``occupied`` True cells.
+
+    Each box holds at least one of them, so there are at most ``occupied`` boxes.
+    """
     rows, cols = grid.shape
     # open_start[c0]: row0 of the growing box whose run starts at column c0 (-1: none);
     # open_end[c0]: its run's end column (exclusive)
     open_start = np.full(cols + 1, -1, np.int64)
     open_end = np.zeros(cols + 1, np.int64)
     run_end = np.full(cols + 1, -1, np.int64)  # this row's runs: start column -> end
-    boxes = np.empty((rows * cols // 2 + cols + 1, 4), np.int64)
+    boxes = np.empty((occupied, 4), np.int64)
     count = 0
     for r in range(rows + 1):
         run_end[:] = -1
@@ -51,8 +54,9 @@ def merge_occupied_cells(grid: np.ndarray) -> np.ndarray:
 
     Runs of occupied cells along each row are found first; a run then grows upwards while
     the next row has a run with exactly the same columns (greedy, row-major), so walls and
-    blocks become one box each instead of one box per cell. A numba kernel (about 0.1 ms on
-    a 380 x 1180 street grid, where the Python loop took 3.4 ms of every episode build).
+    blocks become one box each instead of one box per cell. A numba kernel: 0.5 ms on the
+    default street's 380 x 1180 grid, where the Python loop took 3.4 ms of every episode
+    build.
 
     Args:
         grid: ``(rows, cols)`` bool occupancy.
@@ -64,9 +68,9 @@ def merge_occupied_cells(grid: np.ndarray) -> np.ndarray:
     """
     grid = np.ascontiguousarray(grid, dtype=np.bool_)
     if grid.ndim != 2:
-        raise ValueError(f"merge_occupied_cells: grid must be 2D (rows, cols), got shape "
-                         f"{grid.shape}")
-    return _merge_kernel(grid)
+        raise OccupancyError(f"merge_occupied_cells: grid must be 2D (rows, cols), got shape "
+                             f"{grid.shape}")
+    return _merge_kernel(grid, int(np.count_nonzero(grid)))
 
 
 def boxes_in_world(occupancy: OccupancyMap, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -140,7 +140,8 @@ class OccupancyMap:
         than the largest clearance of this map keeps its clearance, so the window reaches
         that far beyond their bounding box, and inside it the new clearance is the smaller
         of the old one and the clearance to the added cells (the transform's distances are
-        exact). On a street with obstacle boxes on the path this is about a quarter of the grid.
+        exact). For the obstacle episodes of the default street the window is 14-25% of the
+        grid. When no cell of ``added`` is new, this map itself is returned.
 
         Args:
             added: ``(rows, cols)`` bool, the cells to occupy.
