@@ -24,7 +24,7 @@ from s2e_sim_bridge.pedestrians.bodies import (
     sample_palettes,
 )
 from s2e_sim_bridge.render import camera_from_pose, cpu, intrinsics_from_fov, render
-from s2e_sim_bridge.render.conventions import BBOX_SIGMA_MAX, SH_COLOUR_OFFSET
+from s2e_sim_bridge.render.conventions import ALPHA_MIN, BBOX_SIGMA_MAX, SH_COLOUR_OFFSET
 from s2e_sim_bridge.render.scene_cache import SceneCache
 from s2e_sim_bridge.scene import GaussianScene, generate_street_scene, load_scene
 from s2e_sim_bridge.scene.sh import eval_sh, rgb_to_sh0
@@ -140,8 +140,11 @@ def reference_prepare(scene: GaussianScene) -> cpu.CpuScene:
         sh_rgb = eval_sh(scene.sh, np.zeros((len(scene), 3))).astype(np.float64)
         base = np.maximum(sh_rgb + SH_COLOUR_OFFSET, 0.0)
     spheres, starts, members = reference_grid(scene.means, scene.scales)
+    # libm's log (math.log, as numba's np.log); numpy's own log differs in a few last bits
+    cuts = np.array([math.log(float(o) / ALPHA_MIN) for o in scene.opacities])
     return cpu.CpuScene(covs=reference_covariances(scene.quats, scene.scales), base_colour=base,
-                        cell_spheres=spheres, cell_starts=starts, cell_members=members)
+                        cell_spheres=spheres, cell_starts=starts, cell_members=members,
+                        sigma_cuts=cuts)
 
 
 def reference_gather(drawn: np.ndarray, out: np.ndarray) -> int:
@@ -158,7 +161,8 @@ def render_all(scene, extra, viewmat, K, lod_px) -> np.ndarray:
 
 
 def assert_same_prepared(fast: cpu.CpuScene, slow: cpu.CpuScene) -> None:
-    for name in ("covs", "base_colour", "cell_spheres", "cell_starts", "cell_members"):
+    for name in ("covs", "base_colour", "cell_spheres", "cell_starts", "cell_members",
+                 "sigma_cuts"):
         np.testing.assert_array_equal(getattr(fast, name), getattr(slow, name), err_msg=name)
 
 

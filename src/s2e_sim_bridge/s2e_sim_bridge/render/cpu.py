@@ -15,7 +15,8 @@ Per camera:
    footprint's blur and rounding (:data:`CULL_PAD_PX`). A cell is dropped only when none of
    its Gaussians could reach the image, so culling never changes a pixel. Driving along the
    default 100k-Gaussian street with a 90-degree camera keeps 44% of the Gaussians on average.
-1. :func:`project_kernel` (parallel over Gaussians) projects the Gaussians of the kept cells
+1. :func:`project_kernel` (parallel over Gaussians; :func:`project_kernel_serial` when numba
+   has one thread, as in a vector-env worker) projects the Gaussians of the kept cells
    of every scene drawn (the static scene and each extra, read from its own arrays) into one
    per-frame *table*: one row of
    ``TABLE_COLUMNS`` float64 per Gaussian (centre, conic, opacity, colour, depth, footprint),
@@ -27,7 +28,8 @@ Per camera:
    (:func:`_gather_drawn`).
 3. :func:`composite_kernel` splits the image into as many interleaved row sets as numba has
    threads (rows ``p, p + n, ...``) and composites them in parallel: each walks the sorted
-   rows once, blends each Gaussian over its footprint box in its rows only, front to back,
+   rows once, blends each Gaussian over its footprint box (cut to the ellipse where it can
+   pass a pixel, :data:`EXTENT_MARGIN_PX`) in its rows only, front to back,
    with per-pixel early termination, and stops once all its pixels have. Each box row is
    blended :data:`LANES` pixels at a time by a branch-free loop (:func:`_blend_row`, with
    :func:`_exp_neg`, a table and a polynomial, for ``exp``) that LLVM vectorises. The
@@ -77,7 +79,9 @@ from s2e_sim_bridge.scene.sh import SH_C0, eval_sh
 
 # Columns of the per-frame table (one row per Gaussian; valid for drawn rows).
 # centre (px), conic (px^-2), opacity, ln(opacity / ALPHA_MIN), RGB, camera z (m),
-# footprint half-sizes (px).
+# half-sizes of the box of pixels the compositor visits (px): the footprint box of
+# conventions step 4 tightened to the ellipse ``sigma <= ln(opacity / ALPHA_MIN)`` outside
+# which no pixel can pass (plus EXTENT_MARGIN_PX).
 _PX, _PY, _CA, _CB, _CC, _OPAC, _SIGMA_CUT, _R, _G, _B, _Z, _RX, _RY = range(13)
 TABLE_COLUMNS = 13
 _RADIX_BITS = 11
@@ -91,6 +95,14 @@ LANES = 4
 """Pixels the compositor blends per step of a box row (:func:`_blend_row`); box rows are
 rounded up to a multiple of it (the extra pixels are masked out). 4 (one AVX2 vector of
 float64) was faster than 8 or 16 on street frames at 64x64 and 128x128."""
+EXTENT_MARGIN_PX = 1e-3
+"""Widening (pixels) of the half-extents of the ellipse where a Gaussian can pass a pixel
+(``sigma <= ln(opacity / ALPHA_MIN)``), which bound the pixels the compositor visits. The
+footprint box of the conventions is that ellipse's bounding box with its half-sizes rounded
+up to whole pixels, so on a 64x64 street frame it holds 16% more box rows than the ellipse
+(19% more pixel lanes), all of which fail the per-pixel test. Pixels within the margin still
+go through that test, so the margin only has to exceed the float rounding of the extents
+(about 1e-13 pixels), and the images are unchanged."""
 EXP_NEG_MAX = 8.0
 """Largest argument of :func:`_exp_neg`; sigma never exceeds ``ln(1 / ALPHA_MIN) = 5.54``
 where a pixel can pass, so larger values (masked-out pixels) are clamped to it."""
@@ -159,11 +171,125 @@ def scene_rows_kernel(
             base_colour[i, ch] = max(np.float64(dc * sh[i, 0, ch]) + SH_COLOUR_OFFSET, 0.0)
 
 
+@njit(cache=True)
+def _camera_constants(
+    viewmat: np.ndarray, K: np.ndarray, width: int, height: int,
+) -> tuple[float, ...]:
+    """What :func:`_project_row` reads of one camera, as a tuple of 20 floats.
+
+    ``viewmat[:3, :4]`` row by row, ``fx, fy, cx, cy``, then the EWA clamp limits of
+    ``x / z`` (right, left) and ``y / z`` (down, up): the image's half-FOV tangents plus
+    ``FOV_CLAMP_MARGIN`` of them. A tuple, not an array, so the values stay in registers
+    across the table writes (an array could alias the table, and would be reread per row).
+    """
+    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
+    tan_fovx = 0.5 * width / fx
+    tan_fovy = 0.5 * height / fy
+    return (viewmat[0, 0], viewmat[0, 1], viewmat[0, 2], viewmat[0, 3],
+            viewmat[1, 0], viewmat[1, 1], viewmat[1, 2], viewmat[1, 3],
+            viewmat[2, 0], viewmat[2, 1], viewmat[2, 2], viewmat[2, 3],
+            fx, fy, cx, cy,
+            (width - cx) / fx + FOV_CLAMP_MARGIN * tan_fovx,
+            cx / fx + FOV_CLAMP_MARGIN * tan_fovx,
+            (height - cy) / fy + FOV_CLAMP_MARGIN * tan_fovy,
+            cy / fy + FOV_CLAMP_MARGIN * tan_fovy)
+
+
+@njit(inline="always")
+def _project_row(
+    i: int, j: int, means: np.ndarray, covs: np.ndarray, opacities: np.ndarray,
+    cuts: np.ndarray, base_colour: np.ndarray, cam: tuple[float, ...], width: int,
+    height: int, near: float, far: float, table: np.ndarray, drawn: np.ndarray,
+) -> None:
+    """EWA-project Gaussian ``i`` of a scene into table row ``j`` (see :func:`project_kernel`).
+
+    ``cam``: :func:`_camera_constants`. Inlined into both loops that call it by numba (as a
+    plain compiled function, LLVM would call it per row, 50% slower).
+    """
+    r00, r01, r02, t0 = cam[0], cam[1], cam[2], cam[3]
+    r10, r11, r12, t1 = cam[4], cam[5], cam[6], cam[7]
+    r20, r21, r22, t2 = cam[8], cam[9], cam[10], cam[11]
+    fx, fy, cx, cy = cam[12], cam[13], cam[14], cam[15]
+    mx = np.float64(means[i, 0])
+    my = np.float64(means[i, 1])
+    mz = np.float64(means[i, 2])
+    tz = r20 * mx + r21 * my + r22 * mz + t2
+    if tz <= near or tz >= far:
+        return
+    opacity = np.float64(opacities[i])
+    if opacity < ALPHA_MIN:
+        return
+    tx = r00 * mx + r01 * my + r02 * mz + t0
+    ty = r10 * mx + r11 * my + r12 * mz + t1
+    # camera covariance W C W^T (C symmetric, from its upper triangle)
+    c00, c01, c02 = covs[i, 0], covs[i, 1], covs[i, 2]
+    c11, c12, c22 = covs[i, 3], covs[i, 4], covs[i, 5]
+    a00 = r00 * c00 + r01 * c01 + r02 * c02
+    a01 = r00 * c01 + r01 * c11 + r02 * c12
+    a02 = r00 * c02 + r01 * c12 + r02 * c22
+    a10 = r10 * c00 + r11 * c01 + r12 * c02
+    a11 = r10 * c01 + r11 * c11 + r12 * c12
+    a12 = r10 * c02 + r11 * c12 + r12 * c22
+    a20 = r20 * c00 + r21 * c01 + r22 * c02
+    a21 = r20 * c01 + r21 * c11 + r22 * c12
+    a22 = r20 * c02 + r21 * c12 + r22 * c22
+    v00 = a00 * r00 + a01 * r01 + a02 * r02
+    v01 = a00 * r10 + a01 * r11 + a02 * r12
+    v02 = a00 * r20 + a01 * r21 + a02 * r22
+    v11 = a10 * r10 + a11 * r11 + a12 * r12
+    v12 = a10 * r20 + a11 * r21 + a12 * r22
+    v22 = a20 * r20 + a21 * r21 + a22 * r22
+    # EWA Jacobian at the FOV-clamped point
+    rz = 1.0 / tz
+    ux = min(cam[16], max(-cam[17], tx * rz))
+    uy = min(cam[18], max(-cam[19], ty * rz))
+    j00 = fx * rz
+    j02 = -fx * ux * rz
+    j11 = fy * rz
+    j12 = -fy * uy * rz
+    cov_a = j00 * j00 * v00 + 2.0 * j00 * j02 * v02 + j02 * j02 * v22 + EPS2D_PX2
+    cov_b = j00 * j11 * v01 + j00 * j12 * v02 + j02 * j11 * v12 + j02 * j12 * v22
+    cov_c = j11 * j11 * v11 + 2.0 * j11 * j12 * v12 + j12 * j12 * v22 + EPS2D_PX2
+    det = cov_a * cov_c - cov_b * cov_b
+    if det <= 0.0:
+        return
+    sigma_cut = cuts[i]
+    extend = min(BBOX_SIGMA_MAX, np.sqrt(2.0 * sigma_cut))
+    rad_x = np.ceil(extend * np.sqrt(cov_a))
+    rad_y = np.ceil(extend * np.sqrt(cov_c))
+    if rad_x <= 0.0 and rad_y <= 0.0:
+        return
+    px = fx * tx * rz + cx
+    py = fy * ty * rz + cy
+    if px + rad_x <= 0.0 or px - rad_x >= width or py + rad_y <= 0.0 or py - rad_y >= height:
+        return
+    drawn[j] = 1
+    table[j, _PX] = px
+    table[j, _PY] = py
+    table[j, _CA] = cov_c / det
+    table[j, _CB] = -cov_b / det
+    table[j, _CC] = cov_a / det
+    table[j, _OPAC] = opacity
+    table[j, _SIGMA_CUT] = sigma_cut
+    table[j, _Z] = tz
+    # the box the compositor visits: the footprint box cut to the ellipse where a
+    # pixel can pass, and to the image (keeps later integer maths bounded)
+    table[j, _RX] = min(rad_x, np.sqrt(2.0 * sigma_cut * cov_a) + EXTENT_MARGIN_PX,
+                        abs(px) + width)
+    table[j, _RY] = min(rad_y, np.sqrt(2.0 * sigma_cut * cov_c) + EXTENT_MARGIN_PX,
+                        abs(py) + height)
+    if base_colour.shape[0] > 0:
+        table[j, _R] = base_colour[i, 0]
+        table[j, _G] = base_colour[i, 1]
+        table[j, _B] = base_colour[i, 2]
+
+
 @njit(parallel=True, cache=True)
 def project_kernel(
     means: np.ndarray,
     covs: np.ndarray,
     opacities: np.ndarray,
+    cuts: np.ndarray,
     base_colour: np.ndarray,
     viewmat: np.ndarray,
     K: np.ndarray,
@@ -178,10 +304,15 @@ def project_kernel(
 ) -> None:
     """EWA-project the Gaussians ``rows`` of one scene into one camera (table rows ``offset + i``).
 
+    Parallel over ``rows``; :func:`project_kernel_serial` is the same loop on one thread
+    (on one thread the parallel loop is 12% slower: waking numba's thread pool costs tens of
+    microseconds a call, and its loop compiles less tightly).
+
     Args:
         means: ``(N, 3)`` float32 world centres (metres).
         covs: ``(N, 6)`` float64 world covariances from :func:`scene_rows_kernel`.
         opacities: ``(N,)`` float32 in ``[0, 1]``.
+        cuts: ``(N,)`` float64 ``ln(opacity / ALPHA_MIN)`` (:func:`.lod.sigma_cuts`).
         base_colour: ``(N, 3)`` float64 view-independent RGB copied into the table for
             visible Gaussians, or ``(0, 3)`` when colours depend on the view (filled later).
         viewmat: ``(4, 4)`` float64 world-to-camera (OpenCV axes).
@@ -197,89 +328,24 @@ def project_kernel(
         drawn: ``(M,)`` uint8, set to 1 for a projected Gaussian that survived culling (the
             caller zeroes it first; rows not projected stay 0).
     """
-    r00, r01, r02, t0 = viewmat[0, 0], viewmat[0, 1], viewmat[0, 2], viewmat[0, 3]
-    r10, r11, r12, t1 = viewmat[1, 0], viewmat[1, 1], viewmat[1, 2], viewmat[1, 3]
-    r20, r21, r22, t2 = viewmat[2, 0], viewmat[2, 1], viewmat[2, 2], viewmat[2, 3]
-    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
-    tan_fovx = 0.5 * width / fx
-    tan_fovy = 0.5 * height / fy
-    lim_x_pos = (width - cx) / fx + FOV_CLAMP_MARGIN * tan_fovx
-    lim_x_neg = cx / fx + FOV_CLAMP_MARGIN * tan_fovx
-    lim_y_pos = (height - cy) / fy + FOV_CLAMP_MARGIN * tan_fovy
-    lim_y_neg = cy / fy + FOV_CLAMP_MARGIN * tan_fovy
-    has_base = base_colour.shape[0] > 0
+    cam = _camera_constants(viewmat, K, width, height)
     for k in prange(rows.shape[0]):
-        i = rows[k]
-        j = offset + i
-        mx = np.float64(means[i, 0])
-        my = np.float64(means[i, 1])
-        mz = np.float64(means[i, 2])
-        tz = r20 * mx + r21 * my + r22 * mz + t2
-        if tz <= near or tz >= far:
-            continue
-        opacity = np.float64(opacities[i])
-        if opacity < ALPHA_MIN:
-            continue
-        tx = r00 * mx + r01 * my + r02 * mz + t0
-        ty = r10 * mx + r11 * my + r12 * mz + t1
-        # camera covariance W C W^T (C symmetric, from its upper triangle)
-        c00, c01, c02 = covs[i, 0], covs[i, 1], covs[i, 2]
-        c11, c12, c22 = covs[i, 3], covs[i, 4], covs[i, 5]
-        a00 = r00 * c00 + r01 * c01 + r02 * c02
-        a01 = r00 * c01 + r01 * c11 + r02 * c12
-        a02 = r00 * c02 + r01 * c12 + r02 * c22
-        a10 = r10 * c00 + r11 * c01 + r12 * c02
-        a11 = r10 * c01 + r11 * c11 + r12 * c12
-        a12 = r10 * c02 + r11 * c12 + r12 * c22
-        a20 = r20 * c00 + r21 * c01 + r22 * c02
-        a21 = r20 * c01 + r21 * c11 + r22 * c12
-        a22 = r20 * c02 + r21 * c12 + r22 * c22
-        v00 = a00 * r00 + a01 * r01 + a02 * r02
-        v01 = a00 * r10 + a01 * r11 + a02 * r12
-        v02 = a00 * r20 + a01 * r21 + a02 * r22
-        v11 = a10 * r10 + a11 * r11 + a12 * r12
-        v12 = a10 * r20 + a11 * r21 + a12 * r22
-        v22 = a20 * r20 + a21 * r21 + a22 * r22
-        # EWA Jacobian at the FOV-clamped point
-        rz = 1.0 / tz
-        ux = min(lim_x_pos, max(-lim_x_neg, tx * rz))
-        uy = min(lim_y_pos, max(-lim_y_neg, ty * rz))
-        j00 = fx * rz
-        j02 = -fx * ux * rz
-        j11 = fy * rz
-        j12 = -fy * uy * rz
-        cov_a = j00 * j00 * v00 + 2.0 * j00 * j02 * v02 + j02 * j02 * v22 + EPS2D_PX2
-        cov_b = j00 * j11 * v01 + j00 * j12 * v02 + j02 * j11 * v12 + j02 * j12 * v22
-        cov_c = j11 * j11 * v11 + 2.0 * j11 * j12 * v12 + j12 * j12 * v22 + EPS2D_PX2
-        det = cov_a * cov_c - cov_b * cov_b
-        if det <= 0.0:
-            continue
-        sigma_cut = np.log(opacity / ALPHA_MIN)
-        extend = min(BBOX_SIGMA_MAX, np.sqrt(2.0 * sigma_cut))
-        rad_x = np.ceil(extend * np.sqrt(cov_a))
-        rad_y = np.ceil(extend * np.sqrt(cov_c))
-        if rad_x <= 0.0 and rad_y <= 0.0:
-            continue
-        px = fx * tx * rz + cx
-        py = fy * ty * rz + cy
-        if px + rad_x <= 0.0 or px - rad_x >= width or py + rad_y <= 0.0 or py - rad_y >= height:
-            continue
-        drawn[j] = 1
-        table[j, _PX] = px
-        table[j, _PY] = py
-        table[j, _CA] = cov_c / det
-        table[j, _CB] = -cov_b / det
-        table[j, _CC] = cov_a / det
-        table[j, _OPAC] = opacity
-        table[j, _SIGMA_CUT] = sigma_cut
-        table[j, _Z] = tz
-        # a box reaching past the image is cut to it (keeps later integer maths bounded)
-        table[j, _RX] = min(rad_x, abs(px) + width)
-        table[j, _RY] = min(rad_y, abs(py) + height)
-        if has_base:
-            table[j, _R] = base_colour[i, 0]
-            table[j, _G] = base_colour[i, 1]
-            table[j, _B] = base_colour[i, 2]
+        _project_row(rows[k], offset + rows[k], means, covs, opacities, cuts, base_colour,
+                     cam, width, height, near, far, table, drawn)
+
+
+@njit(cache=True)
+def project_kernel_serial(
+    means: np.ndarray, covs: np.ndarray, opacities: np.ndarray, cuts: np.ndarray,
+    base_colour: np.ndarray, viewmat: np.ndarray, K: np.ndarray, width: int, height: int,
+    near: float, far: float, rows: np.ndarray, offset: int, table: np.ndarray,
+    drawn: np.ndarray,
+) -> None:
+    """:func:`project_kernel` on this thread (same arguments and results)."""
+    cam = _camera_constants(viewmat, K, width, height)
+    for k in range(rows.shape[0]):
+        _project_row(rows[k], offset + rows[k], means, covs, opacities, cuts, base_colour,
+                     cam, width, height, near, far, table, drawn)
 
 
 @njit(cache=True)
@@ -660,8 +726,11 @@ def composite_kernel(
             # pixels whose centres (x + 0.5, y + 0.5) lie in the footprint box
             ya = max(0, int(np.ceil(packed[g, _PY] - packed[g, _RY] - 0.5)))
             yb = min(height - 1, int(np.floor(packed[g, _PY] + packed[g, _RY] - 0.5)))
-            first = (ya - p + parts - 1) // parts if ya > p else 0  # local rows in the box
-            last = (yb - p) // parts if yb >= p else -1
+            if parts == 1:  # no integer divisions (5% of a 64x64 frame's compositing)
+                first, last = ya, yb
+            else:  # local rows in the box
+                first = (ya - p + parts - 1) // parts if ya > p else 0
+                last = (yb - p) // parts if yb >= p else -1
             if last < first:
                 continue
             xa = max(0, int(np.ceil(packed[g, _PX] - packed[g, _RX] - 0.5)))
@@ -706,6 +775,7 @@ class CpuScene:
             culling-grid cell's ``BBOX_SIGMA_MAX``-sigma ellipsoids (metres).
         cell_starts: ``(C + 1,)`` int64 offsets of each cell's Gaussians in ``cell_members``.
         cell_members: ``(N,)`` int64 Gaussian indices grouped by cell.
+        sigma_cuts: ``(N,)`` float64 ``ln(opacity / ALPHA_MIN)`` (:func:`.lod.sigma_cuts`).
     """
 
     covs: np.ndarray
@@ -713,6 +783,7 @@ class CpuScene:
     cell_spheres: np.ndarray
     cell_starts: np.ndarray
     cell_members: np.ndarray
+    sigma_cuts: np.ndarray
 
     @property
     def view_dependent(self) -> bool:
@@ -813,7 +884,7 @@ def _prepare(scene: GaussianScene) -> CpuScene:
     scene_rows_kernel(scene.quats, scene.scales, scene.sh, covs, base)
     spheres, starts, members = culling_grid(scene.means, scene.scales)
     return CpuScene(covs=covs, base_colour=base, cell_spheres=spheres, cell_starts=starts,
-                    cell_members=members)
+                    cell_members=members, sigma_cuts=lod_levels.sigma_cuts(scene.opacities))
 
 
 _CACHE: SceneCache[CpuScene] = SceneCache(_prepare)
@@ -948,6 +1019,7 @@ def _project_frame(
     gathered into ``visible`` (as long as ``drawn``) and returned as a view of it.
     """
     drawn[:] = 0
+    project = project_kernel if get_num_threads() > 1 else project_kernel_serial
     for scene, prep, lod, offset in zip(layout.scenes, layout.prepared, layout.lods,
                                         layout.offsets, strict=False):
         n = len(scene)
@@ -966,12 +1038,12 @@ def _project_frame(
                 lod.edges_m, viewmat, K, width, height, near, far, camera_centre(viewmat),
                 float(lod_px), rows, proxies,
             )  # fmt: skip
-            project_kernel(
-                lod.means, lod.covs, lod.opacities, lod.base_colour, viewmat, K,
+            project(
+                lod.means, lod.covs, lod.opacities, lod.sigma_cuts, lod.base_colour, viewmat, K,
                 width, height, near, far, proxies[:n_proxies], offset + n, table, drawn,
             )  # fmt: skip
-        project_kernel(
-            scene.means, prep.covs, scene.opacities, prep.base_colour, viewmat, K,
+        project(
+            scene.means, prep.covs, scene.opacities, prep.sigma_cuts, prep.base_colour, viewmat, K,
             width, height, near, far, rows[:count], offset, table, drawn,
         )  # fmt: skip
     return visible[:_gather_drawn(drawn, visible)]

@@ -50,6 +50,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
 from s2e_sim_bridge.render.conventions import ALPHA_MAX, ALPHA_MIN
 
@@ -95,6 +96,7 @@ class LodLevels:
             edge, or the cell's largest member extent when wider; ``inf`` for a level with
             as many proxies as the cell has Gaussians (never drawn: the originals cost the
             same and are exact).
+        sigma_cuts: ``(P,)`` float64 :func:`sigma_cuts` of the proxies' opacities.
     """
 
     means: np.ndarray
@@ -104,6 +106,7 @@ class LodLevels:
     sh: np.ndarray
     starts: np.ndarray
     edges_m: np.ndarray
+    sigma_cuts: np.ndarray
 
     @property
     def num_levels(self) -> int:
@@ -112,6 +115,28 @@ class LodLevels:
 
     def __len__(self) -> int:
         return int(self.means.shape[0])
+
+
+@njit(cache=True)
+def sigma_cuts(opacities: np.ndarray) -> np.ndarray:
+    """``ln(opacity / ALPHA_MIN)`` of each Gaussian, its largest passing ``sigma``.
+
+    The largest Mahalanobis term ``sigma`` at which the Gaussian's alpha still reaches
+    ``ALPHA_MIN`` (conventions step 5). Computed once per scene (a libm ``log`` per
+    Gaussian, which the projection of every frame would otherwise repeat), with numba's
+    ``log`` so every path gets the same bits (numpy's own ``log`` differs in a few).
+
+    Args:
+        opacities: ``(N,)`` float32 in ``[0, 1]``.
+
+    Returns:
+        ``(N,)`` float64 (negative, and never used, for opacities below ``ALPHA_MIN``;
+        ``-inf`` at 0).
+    """
+    out = np.empty(opacities.shape[0])
+    for i in range(opacities.shape[0]):
+        out[i] = np.log(np.float64(opacities[i]) / ALPHA_MIN)
+    return out
 
 
 def mean_projected_area(covs: np.ndarray) -> np.ndarray:
@@ -287,6 +312,7 @@ def build_lod(
     # and are exact (so a cell near the camera is drawn exactly whatever the threshold)
     merges = counts.reshape(n_cells, num_levels) < np.diff(cell_starts)[:, None]
     edges = np.where(merges, edges, np.inf)
+    opacities_32 = all_opac.astype(np.float32)
     return LodLevels(means=all_means.astype(np.float32), covs=all_covs,
-                     opacities=all_opac.astype(np.float32), base_colour=base, sh=sh,
-                     starts=starts, edges_m=edges)
+                     opacities=opacities_32, base_colour=base, sh=sh, starts=starts,
+                     edges_m=edges, sigma_cuts=sigma_cuts(opacities_32))
