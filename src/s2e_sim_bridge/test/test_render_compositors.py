@@ -48,7 +48,7 @@ def _packed_rows(scenes: list[GaussianScene], pose, width: int, height: int,
     layout = cpu._layout(scenes, lod_px)
     table, drawn, kept, visible = cpu._BUFFERS.get(layout.offsets[-1])
     rows = cpu._project_frame(layout, viewmat, K, width, height, 0.01, 1e3, lod_px, table,
-                              drawn, kept, visible)
+                              drawn, kept, visible, numba.get_num_threads())
     return cpu.sort_rows_kernel(table, rows)
 
 

@@ -17,6 +17,7 @@ from s2e_sim_bridge.render import (
     look_at,
     render,
     render_batch,
+    rgb_to_uint8,
 )
 from s2e_sim_bridge.render.cpu import prepare_scene
 from s2e_sim_bridge.scene import GaussianScene
@@ -178,3 +179,25 @@ def test_per_scene_precomputation_is_cached_and_follows_replaced_arrays() -> Non
     assert prepare_scene(scene) is not first
     after = render(scene, view, GOOD_K, 16, 12)
     assert after.alpha.sum() < 0.5 * before.alpha.sum()
+
+
+def test_rgb_to_uint8_rounds_float32_like_numpy() -> None:
+    """The compiled float32 path is ``round(clip(rgb, 0, 1) * 255)`` in float32, bit for bit.
+
+    Values within 2000 float32 steps of every ``(k + 0.5) / 255`` are where rounding the
+    float32 product (rather than the exact one) or rounding halves up would show.
+    """
+    def numpy_way(rgb: np.ndarray) -> np.ndarray:
+        return np.round(np.clip(rgb, 0.0, 1.0) * 255).astype(np.uint8)
+
+    halves = ((np.arange(255) + 0.5) / 255).astype(np.float32).view(np.int32)
+    near_halves = np.concatenate([halves + d for d in range(-2000, 2001)]).view(np.float32)
+    rng = np.random.default_rng(0)
+    spread = rng.uniform(-0.2, 1.2, near_halves.shape[0]).astype(np.float32)
+    for values in (near_halves, spread):
+        image = values[: values.shape[0] // 300 * 300].reshape(-1, 100, 3)
+        np.testing.assert_array_equal(rgb_to_uint8(image), numpy_way(image))
+        strided = image[:, ::2]  # not contiguous
+        np.testing.assert_array_equal(rgb_to_uint8(strided), numpy_way(strided))
+    as_float64 = spread[:300].reshape(10, 10, 3).astype(np.float64)
+    np.testing.assert_array_equal(rgb_to_uint8(as_float64), numpy_way(as_float64))

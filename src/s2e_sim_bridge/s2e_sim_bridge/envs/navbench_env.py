@@ -253,7 +253,7 @@ class NavBenchEnv(gym.Env):
         while len(self._frames) < self._frames.maxlen:
             self._frames.appendleft(self._frames[0])
         goal = encode_goal(world_to_robot(obs.goal_xy, obs.pose))
-        return {"frames": np.stack(self._frames).astype(np.float32), "goal": goal}
+        return {"frames": np.stack(self._frames), "goal": goal}  # float32 (preprocess_image)
 
     def _info(self, obs: Observation) -> dict:
         return {"pose": obs.pose.copy(), "geodesic_to_goal_m": obs.geodesic_to_goal_m,

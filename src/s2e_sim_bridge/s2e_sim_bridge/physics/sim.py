@@ -256,6 +256,7 @@ class NavPhysics:
             [e.max_linear_accel_mps2, e.max_linear_accel_mps2, e.max_angular_accel_radps2]
         )
         self._parked_z = -_PARKED_DEPTH_HEIGHTS * self.config.pedestrian_height_m
+        self._no_mocap_path = np.zeros((0, self.num_pedestrians, 2))  # pedestrians stay put
         self._reset_state(np.zeros(3), None)  # at rest at the origin until reset()
 
     # ---------------------------------------------------------------- state
@@ -387,19 +388,21 @@ class NavPhysics:
             both = np.where(np.isnan(end_xy).any(axis=1)[:, None], end_xy, start_xy)
             self._place_pedestrians(both)  # park those parked at either end of the step
             mocap_path = self._pedestrian_path(start_xy, end_xy, substeps)
-            mocap_xy = data.mocap_pos[:, :2]
-        # Only mj_step and the kernels' calls run per substep (200 Hz per robot).
+        else:
+            mocap_path = self._no_mocap_path
+        mocap_pos = data.mocap_pos
+        # Per substep (100-200 Hz per robot) only one kernel call, mj_step and, while the robot
+        # is near something, the contact kernel run.
         for k in range(substeps):
-            if moving_pedestrians:
-                mocap_xy[:] = mocap_path[k]
-            _track_reference(qpos, qvel, ctrl, reference, target, accel_step, alpha, h)
+            _before_substep(k, mocap_path, mocap_pos, not holonomic, qpos, qvel, ctrl,
+                            reference, target, accel_step, alpha, h)
             mujoco.mj_step(model, data)
-            if not holonomic:
-                _project_lateral_velocity(qpos, qvel)
             if data.ncon or touching:
                 contacts = data.contact
                 touching = _advance_contacts(contacts.geom, contacts.dist, robot, is_static,
                                              ped_of_geom, release, in_static, in_ped, counts)
+        if not holonomic:
+            _project_lateral_velocity(qpos, qvel)  # after the last mj_step
         self._in_static = bool(in_static[0])
         self._touching = touching
         static_events, ped_events = int(counts[0]), int(counts[1])
@@ -491,6 +494,27 @@ def _project_lateral_velocity(qpos, qvel):  # pragma: no cover - compiled
     forward = c * qvel[0] + s * qvel[1]
     qvel[0] = c * forward
     qvel[1] = s * forward
+
+
+@numba.njit(cache=True, nogil=True)
+def _before_substep(k, mocap_path, mocap_pos, lateral, qpos, qvel, ctrl, reference, target,
+                    accel_step, alpha, h):  # pragma: no cover - compiled
+    """What runs between two ``mj_step`` calls, in one kernel call.
+
+    For substep ``k``: the lateral projection of the previous substep's velocity (``lateral``:
+    a differential drive; not before the first, and the step applies it after the last),
+    the pedestrians' mocap xy ``mocap_path[k]`` (``(n, P, 2)``; ``n == 0``: they stay put)
+    into ``mocap_pos`` ``(P, 3)``, then :func:`_track_reference`. The projection touches only
+    the velocity and the contact bookkeeping only the contact list, so running it after
+    that bookkeeping changes nothing.
+    """
+    if lateral and k > 0:
+        _project_lateral_velocity(qpos, qvel)
+    if mocap_path.shape[0] > 0:
+        for p in range(mocap_path.shape[1]):
+            mocap_pos[p, 0] = mocap_path[k, p, 0]
+            mocap_pos[p, 1] = mocap_path[k, p, 1]
+    _track_reference(qpos, qvel, ctrl, reference, target, accel_step, alpha, h)
 
 
 @numba.njit(cache=True, nogil=True)

@@ -1012,14 +1012,17 @@ def _project_frame(
     drawn: np.ndarray,
     kept: np.ndarray,
     visible: np.ndarray,
+    threads: int,
 ) -> np.ndarray:
     """Cull, pick levels and project every scene of ``layout``; the drawn rows, ascending.
+
+    ``threads``: numba's thread count (one: the serial projection loop).
 
     ``drawn`` may be longer than the table (padding, never drawn); the drawn rows are
     gathered into ``visible`` (as long as ``drawn``) and returned as a view of it.
     """
     drawn[:] = 0
-    project = project_kernel if get_num_threads() > 1 else project_kernel_serial
+    project = project_kernel if threads > 1 else project_kernel_serial
     for scene, prep, lod, offset in zip(layout.scenes, layout.prepared, layout.lods,
                                         layout.offsets, strict=False):
         n = len(scene)
@@ -1079,7 +1082,7 @@ def drawn_rows(
     viewmat = np.ascontiguousarray(viewmat, dtype=np.float64)
     K = np.ascontiguousarray(K, dtype=np.float64)
     return int(_project_frame(layout, viewmat, K, width, height, near, far, lod_px, table,
-                              drawn, kept, visible).shape[0])
+                              drawn, kept, visible, get_num_threads()).shape[0])
 
 
 def render_cpu(
@@ -1121,11 +1124,12 @@ def render_cpu(
     rgb = np.empty((n_cams, height, width, 3), dtype=np.float32)
     depth = np.empty((n_cams, height, width), dtype=np.float32)
     alpha = np.empty((n_cams, height, width), dtype=np.float32)
+    threads = get_num_threads()
     for cam in range(n_cams):
         viewmat = np.ascontiguousarray(viewmats[cam])
         K = np.ascontiguousarray(Ks[cam])
         visible = _project_frame(layout, viewmat, K, width, height, near, far, lod_px, table,
-                                 drawn, kept, visible_buffer)
+                                 drawn, kept, visible_buffer, threads)
         if layout.sh_blocks:
             centre = camera_centre(viewmat)
             for start, n, means, sh in layout.sh_blocks:
@@ -1136,6 +1140,6 @@ def render_cpu(
                 sh_rgb = eval_sh(sh[local], dirs).astype(np.float64)
                 table[rows, _R : _B + 1] = np.maximum(sh_rgb + SH_COLOUR_OFFSET, 0.0)
         packed = sort_rows_kernel(table, visible)
-        composite_kernel(packed, get_num_threads(), background, rgb[cam], depth[cam],
+        composite_kernel(packed, threads, background, rgb[cam], depth[cam],
                          alpha[cam])
     return rgb, depth, alpha
