@@ -29,7 +29,8 @@ Per camera:
 3. :func:`composite_kernel` splits the image into as many interleaved row sets as numba has
    threads (rows ``p, p + n, ...``) and composites them in parallel: each walks the sorted
    rows once, blends each Gaussian over its footprint box (cut to the ellipse where it can
-   pass a pixel, :data:`EXTENT_MARGIN_PX`) in its rows only, front to back,
+   pass a pixel, :data:`EXTENT_MARGIN_PX`; row by row for boxes wider than
+   :data:`SPAN_MIN_PX`) in its rows only, front to back,
    with per-pixel early termination, and stops once all its pixels have. Each box row is
    blended :data:`LANES` pixels at a time by a branch-free loop (:func:`_blend_row`, with
    :func:`_exp_neg`, a table and a polynomial, for ``exp``) that LLVM vectorises. The
@@ -103,6 +104,11 @@ up to whole pixels, so on a 64x64 street frame it holds 16% more box rows than t
 (19% more pixel lanes), all of which fail the per-pixel test. Pixels within the margin still
 go through that test, so the margin only has to exceed the float rounding of the extents
 (about 1e-13 pixels), and the images are unchanged."""
+SPAN_MIN_PX = 12
+"""Boxes wider than this many pixels are visited row by row over each row's own span of the
+ellipse (:func:`_ellipse_spans`, a square root per row) instead of over the whole box
+width. Street frames: composite 1.48 -> 1.39 ms at 64x64 and 4.80 -> 4.48 ms at 128x128;
+spans for every box (each row's square root for boxes of a few pixels) were slower."""
 EXP_NEG_MAX = 8.0
 """Largest argument of :func:`_exp_neg`; sigma never exceeds ``ln(1 / ALPHA_MIN) = 5.54``
 where a pixel can pass, so larger values (masked-out pixels) are clamped to it."""
@@ -680,6 +686,34 @@ def _mark_stopped(done: np.ndarray, trans: np.ndarray, ly: int, xa: int, xb: int
             done[ly, x >> 6] |= np.int64(1) << (x & 63)
 
 
+@njit(inline="always", fastmath=True)
+def _ellipse_spans(
+    packed: np.ndarray, g: int, p: int, parts: int, first: int, last: int, box_a: int,
+    box_b: int, width: int, span_a: np.ndarray, span_b: np.ndarray,
+) -> None:
+    """Columns ``span_a[ly] .. span_b[ly]`` where row ``g`` can pass a pixel of local row ``ly``.
+
+    For the local rows ``first .. last`` of row set ``p`` (of ``parts``): the pixels whose
+    centres lie within :data:`EXTENT_MARGIN_PX` of the ellipse ``sigma <= cut``, i.e.
+    ``ca u^2 + 2 cb u dy + cc dy^2 <= 2 cut`` with ``u = px - x - 0.5``, cut to the box
+    ``box_a .. box_b``; an empty span (``span_b < span_a``) where the row misses it. The
+    pixels outside a span fail the per-pixel test, so skipping them changes nothing.
+    """
+    ca = packed[g, _CA]
+    cb_ca = packed[g, _CB] / ca
+    disc_0 = 2.0 * packed[g, _SIGMA_CUT] / ca
+    disc_y = (packed[g, _CC] - packed[g, _CB] * cb_ca) / ca
+    centre_0 = packed[g, _PX] - 0.5
+    py = packed[g, _PY]
+    for ly in range(first, last + 1):
+        dy = py - (p + ly * parts + 0.5)
+        disc = disc_0 - disc_y * dy * dy
+        half = np.sqrt(max(disc, 0.0)) + EXTENT_MARGIN_PX
+        centre = centre_0 + cb_ca * dy
+        span_a[ly] = max(box_a, int(np.ceil(centre - half))) if disc >= 0.0 else width
+        span_b[ly] = min(box_b, int(np.floor(centre + half)))
+
+
 @njit(parallel=True, cache=True, fastmath=True)
 def composite_kernel(
     packed: np.ndarray,
@@ -721,6 +755,8 @@ def composite_kernel(
         acc_b = np.zeros((rows, padded))
         acc_z = np.zeros((rows, padded))
         done = np.zeros((rows, (width + 63) >> 6), dtype=np.int64)
+        span_a = np.empty(rows, dtype=np.int64)  # per-row spans of the Gaussian in hand
+        span_b = np.empty(rows, dtype=np.int64)
         active = rows * width
         for g in range(packed.shape[0]):
             # pixels whose centres (x + 0.5, y + 0.5) lie in the footprint box
@@ -733,13 +769,23 @@ def composite_kernel(
                 last = (yb - p) // parts if yb >= p else -1
             if last < first:
                 continue
-            xa = max(0, int(np.ceil(packed[g, _PX] - packed[g, _RX] - 0.5)))
-            xb = min(width - 1, int(np.floor(packed[g, _PX] + packed[g, _RX] - 0.5)))
-            if xb < xa:
+            box_a = max(0, int(np.ceil(packed[g, _PX] - packed[g, _RX] - 0.5)))
+            box_b = min(width - 1, int(np.floor(packed[g, _PX] + packed[g, _RX] - 0.5)))
+            if box_b < box_a:
                 continue
+            wide = box_b - box_a >= SPAN_MIN_PX
+            if wide:  # each row's own span of the ellipse, in one branch-free loop
+                _ellipse_spans(packed, g, p, parts, first, last, box_a, box_b, width, span_a,
+                               span_b)
+            xa, xb = box_a, box_b
             lanes = (xb - xa + LANES) // LANES * LANES
             stopped = 0.0
             for ly in range(first, last + 1):
+                if wide:
+                    xa, xb = span_a[ly], span_b[ly]
+                    if xb < xa:
+                        continue  # the row misses the ellipse
+                    lanes = (xb - xa + LANES) // LANES * LANES
                 if _row_stopped(done, ly, xa, xb):
                     continue  # occluded here: skip the row's lanes at once
                 dy = packed[g, _PY] - (p + ly * parts + 0.5)  # exact: the row is an integer
