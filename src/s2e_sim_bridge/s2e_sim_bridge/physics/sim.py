@@ -256,7 +256,9 @@ class NavPhysics:
             [e.max_linear_accel_mps2, e.max_linear_accel_mps2, e.max_angular_accel_radps2]
         )
         self._parked_z = -_PARKED_DEPTH_HEIGHTS * self.config.pedestrian_height_m
-        self._no_mocap_path = np.zeros((0, self.num_pedestrians, 2))  # pedestrians stay put
+        # the pedestrians' straight lines over one step: start and displacement (P, 2)
+        self._path_start = np.zeros((self.num_pedestrians, 2))
+        self._path_delta = np.zeros((self.num_pedestrians, 2))
         self._reset_state(np.zeros(3), None)  # at rest at the origin until reset()
 
     # ---------------------------------------------------------------- state
@@ -322,20 +324,6 @@ class NavPhysics:
         self.data.mocap_pos[:, :2] = np.where(parked[:, None], 0.0, xy)
         self.data.mocap_pos[:, 2] = np.where(parked, self._parked_z, 0.0)
 
-    def _pedestrian_path(self, start_xy: np.ndarray, end_xy: np.ndarray,
-                         substeps: int) -> np.ndarray:
-        """Mocap xy of every substep of one step: ``(substeps, P, 2)`` float64.
-
-        A pedestrian parked (NaN) at either end is parked for the whole step (its depth is
-        set once per step, its xy here is 0); the others move on straight lines, substep
-        ``k`` of ``n`` at ``start + (k + 1) / n * delta``.
-        """
-        parked = (np.isnan(start_xy).any(axis=1) | np.isnan(end_xy).any(axis=1))[:, None]
-        start = np.where(parked, 0.0, start_xy)
-        delta = np.where(parked, 0.0, end_xy - start_xy)
-        fractions = np.arange(1, substeps + 1) / substeps
-        return start[None] + fractions[:, None, None] * delta[None]
-
     # ---------------------------------------------------------------- stepping
     def step(
         self,
@@ -384,18 +372,19 @@ class NavPhysics:
         in_ped = self._in_ped
         touching = self._touching
         counts = np.zeros(2, dtype=np.int64)  # (static, pedestrian) contacts begun this step
-        if moving_pedestrians:
-            both = np.where(np.isnan(end_xy).any(axis=1)[:, None], end_xy, start_xy)
-            self._place_pedestrians(both)  # park those parked at either end of the step
-            mocap_path = self._pedestrian_path(start_xy, end_xy, substeps)
-        else:
-            mocap_path = self._no_mocap_path
         mocap_pos = data.mocap_pos
+        # pedestrians move on straight lines, substep k of n at start + (k + 1) / n * delta;
+        # one parked (NaN) at either end of the step is parked for the whole step
+        path_start, path_delta = self._path_start, self._path_delta
+        if moving_pedestrians:
+            _plan_pedestrian_path(start_xy, end_xy, self._parked_z, mocap_pos, path_start,
+                                  path_delta)
         # Per substep (100-200 Hz per robot) only one kernel call, mj_step and, while the robot
         # is near something, the contact kernel run.
         for k in range(substeps):
-            _before_substep(k, mocap_path, mocap_pos, not holonomic, qpos, qvel, ctrl,
-                            reference, target, accel_step, alpha, h)
+            _before_substep(k, substeps, moving_pedestrians, path_start, path_delta, mocap_pos,
+                            not holonomic, qpos, qvel, ctrl, reference, target, accel_step,
+                            alpha, h)
             mujoco.mj_step(model, data)
             if data.ncon or touching:
                 contacts = data.contact
@@ -497,23 +486,44 @@ def _project_lateral_velocity(qpos, qvel):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True)
-def _before_substep(k, mocap_path, mocap_pos, lateral, qpos, qvel, ctrl, reference, target,
-                    accel_step, alpha, h):  # pragma: no cover - compiled
+def _plan_pedestrian_path(start_xy, end_xy, parked_z, mocap_pos, start,
+                          delta):  # pragma: no cover - compiled
+    """One step's straight lines of the pedestrians, and their depths (in place).
+
+    ``start_xy`` / ``end_xy`` ``(P, 2)`` world positions at the ends of the step (NaN rows:
+    parked). A pedestrian parked at either end is parked for the whole step: its mocap depth
+    ``mocap_pos[p, 2]`` is ``parked_z`` and its line is the point 0; the others stand on the
+    floor and move from ``start[p]`` by ``delta[p] = end - start``.
+    """
+    for p in range(start_xy.shape[0]):
+        parked = (np.isnan(start_xy[p, 0]) or np.isnan(start_xy[p, 1])
+                  or np.isnan(end_xy[p, 0]) or np.isnan(end_xy[p, 1]))
+        mocap_pos[p, 2] = parked_z if parked else 0.0
+        for c in range(2):
+            start[p, c] = 0.0 if parked else start_xy[p, c]
+            delta[p, c] = 0.0 if parked else end_xy[p, c] - start_xy[p, c]
+            mocap_pos[p, c] = start[p, c]
+
+
+@numba.njit(cache=True, nogil=True)
+def _before_substep(k, substeps, moving, start, delta, mocap_pos, lateral, qpos, qvel, ctrl,
+                    reference, target, accel_step, alpha, h):  # pragma: no cover - compiled
     """What runs between two ``mj_step`` calls, in one kernel call.
 
-    For substep ``k``: the lateral projection of the previous substep's velocity (``lateral``:
-    a differential drive; not before the first, and the step applies it after the last),
-    the pedestrians' mocap xy ``mocap_path[k]`` (``(n, P, 2)``; ``n == 0``: they stay put)
-    into ``mocap_pos`` ``(P, 3)``, then :func:`_track_reference`. The projection touches only
-    the velocity and the contact bookkeeping only the contact list, so running it after
-    that bookkeeping changes nothing.
+    For substep ``k`` of ``substeps``: the lateral projection of the previous substep's
+    velocity (``lateral``: a differential drive; not before the first, and the step applies
+    it after the last), the pedestrians' mocap xy ``start + (k + 1) / substeps * delta``
+    (when ``moving``; :func:`_plan_pedestrian_path`) into ``mocap_pos`` ``(P, 3)``, then
+    :func:`_track_reference`. The projection touches only the velocity and the contact
+    bookkeeping only the contact list, so running it after that bookkeeping changes nothing.
     """
     if lateral and k > 0:
         _project_lateral_velocity(qpos, qvel)
-    if mocap_path.shape[0] > 0:
-        for p in range(mocap_path.shape[1]):
-            mocap_pos[p, 0] = mocap_path[k, p, 0]
-            mocap_pos[p, 1] = mocap_path[k, p, 1]
+    if moving:
+        fraction = np.float64(k + 1) / np.float64(substeps)
+        for p in range(start.shape[0]):
+            mocap_pos[p, 0] = start[p, 0] + fraction * delta[p, 0]
+            mocap_pos[p, 1] = start[p, 1] + fraction * delta[p, 1]
     _track_reference(qpos, qvel, ctrl, reference, target, accel_step, alpha, h)
 
 

@@ -285,11 +285,7 @@ class GeodesicField:
 
     def distance_at(self, xy: np.ndarray) -> np.ndarray:
         """Geodesic distance (metres) at ``(..., 2)`` world points -> ``(...)``; inf off-map."""
-        rc = self.occupancy.world_to_cell(xy)
-        inside = self.occupancy.contains(xy)
-        rows = np.where(inside, rc[..., 0], 0)
-        cols = np.where(inside, rc[..., 1], 0)
-        return np.where(inside, self.distance_m[rows, cols], np.inf)
+        return self.occupancy.field_at(self.distance_m, xy, np.inf)
 
     def segment_is_clear(self, a_xy: np.ndarray, b_xy: np.ndarray) -> bool:
         """Whether the robot disc can sweep the straight segment a -> b (world metres).

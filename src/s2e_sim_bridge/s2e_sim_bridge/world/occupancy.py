@@ -195,22 +195,32 @@ class OccupancyMap:
         rc = np.asarray(cells, dtype=np.float64)
         return self.origin_xy_m + (rc[..., ::-1] + 0.5) * self.resolution_m
 
-    def contains(self, xy: np.ndarray) -> np.ndarray:
-        """``(...)`` bool: whether each ``(..., 2)`` world point lies inside the grid."""
-        rc = self.world_to_cell(xy)
+    def _inside(self, rc: np.ndarray) -> np.ndarray:
+        """``(...)`` bool: whether each ``(..., 2)`` (row, col) is a cell of the grid."""
         rows, cols = self.grid.shape
         return (rc[..., 0] >= 0) & (rc[..., 0] < rows) & (rc[..., 1] >= 0) & (rc[..., 1] < cols)
+
+    def contains(self, xy: np.ndarray) -> np.ndarray:
+        """``(...)`` bool: whether each ``(..., 2)`` world point lies inside the grid."""
+        return self._inside(self.world_to_cell(xy))
+
+    def field_at(self, field: np.ndarray, xy: np.ndarray, outside: float) -> np.ndarray:
+        """Values of a ``(rows, cols)`` per-cell ``field`` at ``(..., 2)`` world points.
+
+        The containing cell's value, ``outside`` for points off the grid; ``(...)``.
+        """
+        rc = self.world_to_cell(xy)
+        inside = self._inside(rc)
+        rows = np.where(inside, rc[..., 0], 0)
+        cols = np.where(inside, rc[..., 1], 0)
+        return np.where(inside, field[rows, cols], outside)
 
     def distance_to_obstacle(self, xy: np.ndarray) -> np.ndarray:
         """Clearance (metres) at ``(..., 2)`` world points -> ``(...)`` float64.
 
         The value of the containing cell's distance field; 0 outside the grid.
         """
-        rc = self.world_to_cell(xy)
-        inside = self.contains(xy)
-        rows = np.where(inside, rc[..., 0], 0)
-        cols = np.where(inside, rc[..., 1], 0)
-        return np.where(inside, self.distance_m[rows, cols], 0.0).astype(np.float64)
+        return self.field_at(self.distance_m, xy, 0.0).astype(np.float64)
 
     def is_free(self, xy: np.ndarray, radius_m: float) -> np.ndarray:
         """``(...)`` bool: a disc of ``radius_m`` at each ``(..., 2)`` point touches nothing."""
