@@ -149,6 +149,30 @@ def test_distance_field_to_wall_and_bounds():
     assert occ.is_free(points, 0.3).tolist() == [True, True, True, False]
 
 
+def test_one_point_lookups_equal_the_vectorised_ones():
+    """A single ``(2,)`` point takes the Python-float path and agrees with the array path.
+
+    Everywhere: inside, on cell edges (exact multiples of the resolution), off the grid on
+    every side, and at non-finite points (the field's 'outside' value).
+    """
+    grid = np.zeros((80, 120), bool)
+    grid[:, 60:62] = True
+    occ = OccupancyMap(grid, np.array([-1.0, 2.0]), RES)
+    field = np.arange(grid.size, dtype=np.float64).reshape(grid.shape)
+    rng = np.random.default_rng(0)
+    inside_and_around = rng.uniform([-2.0, 1.0], [6.0, 7.0], (3000, 2))
+    edges = occ.origin_xy_m + rng.integers(-2, 125, (1000, 2)) * RES
+    odd = np.array([[np.nan, 3.0], [0.0, np.inf], [-np.inf, 3.0], [-1.0, 2.0], [5.0, 6.0]])
+    points = np.concatenate([inside_and_around, edges, odd])
+    for values, outside in ((occ.distance_m, 0.0), (field, np.inf)):
+        with np.errstate(invalid="ignore"):
+            batch = occ.field_at(values, points, outside)
+        one = np.array([occ.field_at(values, p, outside) for p in points])
+        np.testing.assert_array_equal(one, batch)
+        assert one.dtype == values.dtype
+    assert np.isinf(one[-5:-2]).all() and one[-2] == field[0, 0]
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_adding_cells_updates_the_distance_field_exactly(seed):
     rng = np.random.default_rng(seed)

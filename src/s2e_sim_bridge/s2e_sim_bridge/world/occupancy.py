@@ -19,6 +19,7 @@ cell containing the mean.
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass, field
 
 import numba
@@ -207,8 +208,19 @@ class OccupancyMap:
     def field_at(self, field: np.ndarray, xy: np.ndarray, outside: float) -> np.ndarray:
         """Values of a ``(rows, cols)`` per-cell ``field`` at ``(..., 2)`` world points.
 
-        The containing cell's value, ``outside`` for points off the grid; ``(...)``.
+        The containing cell's value, ``outside`` for points off the grid; ``(...)``, in the
+        field's dtype. One point (a ``(2,)`` array, as the simulator asks every step) is looked
+        up with Python floats, the same arithmetic as :meth:`world_to_cell`.
         """
+        if isinstance(xy, np.ndarray) and xy.shape == (2,):
+            x, y = float(xy[0]), float(xy[1])
+            if math.isfinite(x) and math.isfinite(y):
+                col = math.floor((x - float(self.origin_xy_m[0])) / self.resolution_m)
+                row = math.floor((y - float(self.origin_xy_m[1])) / self.resolution_m)
+                rows, cols = self.grid.shape
+                if 0 <= row < rows and 0 <= col < cols:
+                    return field[row, col]
+            return field.dtype.type(outside)
         rc = self.world_to_cell(xy)
         inside = self._inside(rc)
         rows = np.where(inside, rc[..., 0], 0)
