@@ -294,11 +294,32 @@ def test_episode_cache_evicts_the_least_recently_reset(sim, monkeypatch) -> None
     for episode in (a, b, a, c, a, b, c):
         cached.reset(episode, ep_set.task)
         assert cached.cached_episodes() <= 2
-        counts.append(builds["NavPhysics"])
+        counts.append(builds["geodesic_field"])
     # a, b built; a served; c built, evicting b (a was reset after it); a served; b built,
     # evicting c; c built again.
     assert counts == [1, 2, 2, 3, 3, 4, 5]
-    assert builds["geodesic_field"] == 5
+    assert builds["NavPhysics"] == 1  # no obstacles: one physics for all three
+
+
+def test_episodes_without_obstacles_share_one_physics(sim, monkeypatch) -> None:
+    # Same crowd size: one MuJoCo model, reset between episodes; a run after another
+    # episode used it equals the run of a sim that never ran anything else.
+    ep_set = episodes(sim, "pedestrian", 2, seed=7, num_pedestrians=6)
+    a, b = ep_set.episodes
+    config = SimConfig(render_width_px=16)
+    expected = _drive(NavBenchSim(sim.scene, sim.embodiment, config), b, ep_set.task)
+    builds = _count_builds(monkeypatch)
+    shared = NavBenchSim(sim.scene, sim.embodiment, config)
+    _drive(shared, a, ep_set.task)
+    physics = shared.physics
+    _assert_same_run(_drive(shared, b, ep_set.task), expected, "after another episode")
+    assert shared.physics is physics and builds["NavPhysics"] == 1
+    # another crowd size, or obstacles: a model of its own
+    shared.reset(dataclasses.replace(a, num_pedestrians=3), ep_set.task)
+    assert shared.physics is not physics and builds["NavPhysics"] == 2
+    blocked = episodes(sim, "obstacle", 1, seed=5).episodes[0]
+    shared.reset(blocked, ep_set.task)
+    assert shared.physics is not physics and builds["NavPhysics"] == 3
 
 
 @pytest.mark.parametrize("size", [-1, 1.5, None])
