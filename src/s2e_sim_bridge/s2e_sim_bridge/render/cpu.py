@@ -185,8 +185,8 @@ def _camera_constants(
 
     ``viewmat[:3, :4]`` row by row, ``fx, fy, cx, cy``, then the EWA clamp limits of
     ``x / z`` (right, left) and ``y / z`` (down, up): the image's half-FOV tangents plus
-    ``FOV_CLAMP_MARGIN`` of them. A tuple, not an array, so the values stay in registers
-    across the table writes (an array could alias the table, and would be reread per row).
+    ``FOV_CLAMP_MARGIN`` of them. A tuple of scalars, computed once per call of the
+    projection loops, rather than per row.
     """
     fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
     tan_fovx = 0.5 * width / fx
