@@ -165,6 +165,33 @@ def test_pedestrian_contact_events(open_map):
     assert sim.pose()[0] < 5.0  # the kinematic pedestrian shoved the robot
 
 
+def test_parked_pedestrians_are_moved_out_of_reach(open_map):
+    """A parked (NaN) pedestrian's capsule goes to xy 0, deep below the floor.
+
+    At reset and through every step with a NaN at either end; a walking one stands on the
+    floor at its position.
+    """
+    sim = NavPhysics(open_map, load_embodiment("wheeled"), num_pedestrians=2)
+    nan = [np.nan, np.nan]
+    sim.reset((5.0, 5.0, 0.0), pedestrian_xy=[nan, [6.0, 5.0]])
+    mocap = sim.data.mocap_pos
+    deep = mocap[0, 2]
+    assert deep < -1.0
+    expected = [
+        [[0.0, 0.0, deep], [6.0, 5.0, 0.0]],  # after reset
+        [[0.0, 0.0, deep], [6.0, 5.0, 0.0]],  # pedestrian 0 still NaN
+        [[0.0, 0.0, deep], [0.0, 0.0, deep]],  # 0 starts at NaN, 1 ends at NaN
+        [[4.0, 4.0, 0.0], [0.0, 0.0, deep]],  # 0 from (4, 4) to (4, 4), 1 starts at NaN
+        [[4.0, 4.0, 0.0], [6.0, 6.0, 0.0]],  # both walking
+    ]
+    ends = [[nan, [6.0, 5.0]], [[4.0, 4.0], nan], [[4.0, 4.0], [6.0, 6.0]],
+            [[4.0, 4.0], [6.0, 6.0]]]
+    assert mocap.tolist() == expected[0]
+    for pedestrian_xy, want in zip(ends, expected[1:], strict=True):
+        sim.step((0.0, 0.0, 0.0), POLICY_DT_S, pedestrian_xy=pedestrian_xy)
+        assert mocap.tolist() == want, pedestrian_xy
+
+
 def test_camera_pose_mount_and_gait(open_map):
     wheeled = NavPhysics(open_map, load_embodiment("wheeled"), floor_z_m=1.0)
     wheeled.reset((2.0, 3.0, math.pi / 2))
