@@ -293,7 +293,9 @@ class NavPhysics:
         self.data.qpos[:] = pose
         self._reference = np.zeros(3)
         self._ped_xy = self._check_pedestrians(pedestrian_xy)
-        self._place_pedestrians(self._ped_xy)
+        # standing still: the straight line from each position to itself (NaN rows park)
+        _plan_pedestrian_path(self._ped_xy, self._ped_xy, self._parked_z, self.data.mocap_pos,
+                              self._path_start, self._path_delta)
         mujoco.mj_forward(self.model, self.data)
         self.time_s = 0.0
         self.static_contact_count = 0
@@ -316,13 +318,6 @@ class NavPhysics:
                 f"pedestrian_xy must have shape ({self.num_pedestrians}, 2), got {xy.shape}"
             )
         return xy.copy()
-
-    def _place_pedestrians(self, xy: np.ndarray) -> None:
-        if not self.num_pedestrians:
-            return
-        parked = np.isnan(xy).any(axis=1)
-        self.data.mocap_pos[:, :2] = np.where(parked[:, None], 0.0, xy)
-        self.data.mocap_pos[:, 2] = np.where(parked, self._parked_z, 0.0)
 
     # ---------------------------------------------------------------- stepping
     def step(
